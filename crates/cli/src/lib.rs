@@ -1,0 +1,2 @@
+#![forbid(unsafe_code)]
+//! Shared helpers for the `palisade` and `palisade-runtime` binaries.
