@@ -5,5 +5,6 @@
 //! carries a `// SAFETY:` comment naming the invariant it relies on.
 
 pub mod bpf;
+pub mod mount;
 pub mod process;
 pub mod seccomp;

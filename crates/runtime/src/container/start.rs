@@ -1,0 +1,51 @@
+//! `start`: release a created container's init to run the user's program.
+
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::Container;
+use crate::error::{Result, RuntimeError};
+use crate::state::{self, Status};
+
+impl Container {
+    /// Starts the user process of a created container and runs the poststart hooks.
+    pub fn start(&self) -> Result<()> {
+        let status = self.status();
+        if status != Status::Created {
+            return Err(self.wrong_status(status, "start", "created"));
+        }
+        let fifo = self.fifo();
+        // Non-blocking open: if the init died, a blocking open would wait forever.
+        let reader = rustix::fs::open(&fifo, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+            .map_err(|e| RuntimeError::io("open", &fifo, e.into()))?;
+        loop {
+            let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&reader), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(100u16)) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => {
+                    if !state::init_alive(&self.state) {
+                        return Err(RuntimeError::Init("the container's init exited before start".into()));
+                    }
+                }
+                Ok(_) => {
+                    let mut byte = [0u8; 1];
+                    match rustix::io::read(&reader, &mut byte) {
+                        Ok(1) => break,
+                        Ok(_) => std::thread::sleep(Duration::from_millis(1)),
+                        Err(rustix::io::Errno::AGAIN) => {}
+                        Err(e) => return Err(RuntimeError::io("read", &fifo, e.into())),
+                    }
+                }
+                Err(e) => return Err(RuntimeError::sys("poll exec fifo", e)),
+            }
+        }
+        std::fs::remove_file(&fifo).map_err(|e| RuntimeError::io("remove", &fifo, e))?;
+        if let Some(hooks) = self.state.config.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
+            // A failing poststart hook is reported but does not stop the container (OCI spec).
+            if let Err(e) = crate::hooks::run_hooks("poststart", hooks, &self.hook_state("running")) {
+                tracing::warn!(error = %e, "poststart hook failed");
+            }
+        }
+        Ok(())
+    }
+}
