@@ -1,0 +1,81 @@
+//! The cgroup v2 cpuset controller: `cpuset.cpus`, `cpuset.mems`.
+
+use std::path::Path;
+
+use oci_spec::runtime::LinuxCpu;
+
+use crate::common;
+use crate::error::CgroupError;
+use crate::stats::Stats;
+
+/// Whether `cpu` names cpus or memory nodes.
+pub(super) fn is_requested(cpu: &LinuxCpu) -> bool {
+    cpu.cpus().as_deref().is_some_and(|c| !c.is_empty())
+        || cpu.mems().as_deref().is_some_and(|m| !m.is_empty())
+}
+
+pub(super) fn apply(dir: &Path, cpu: &LinuxCpu) -> Result<(), CgroupError> {
+    for (file, resource, value) in [
+        ("cpuset.cpus", "cpu.cpus", cpu.cpus()),
+        ("cpuset.mems", "cpu.mems", cpu.mems()),
+    ] {
+        let Some(value) = value.as_deref().filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        // Parsed only to refuse garbage early with a clear message; the kernel gets the text.
+        common::parse_id_list(Path::new(resource), value).map_err(|_| {
+            CgroupError::InvalidResource {
+                resource,
+                path: dir.to_owned(),
+                reason: format!("{value:?} is not a list like 0-3,8"),
+            }
+        })?;
+        common::write_file(dir, file, value)?;
+    }
+    Ok(())
+}
+
+pub(super) fn stats(dir: &Path, stats: &mut Stats) -> Result<(), CgroupError> {
+    if let Some(cpus) = common::read_optional(dir, "cpuset.cpus.effective")? {
+        stats.cpuset.cpus = common::parse_id_list(&dir.join("cpuset.cpus.effective"), &cpus)?;
+    }
+    if let Some(mems) = common::read_optional(dir, "cpuset.mems.effective")? {
+        stats.cpuset.mems = common::parse_id_list(&dir.join("cpuset.mems.effective"), &mems)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::test_support::*;
+    use crate::v2::tests::fake_v2;
+    use oci_spec::runtime::LinuxCpuBuilder;
+
+    #[test]
+    fn writes_cpus_and_mems() {
+        let (_dir, cgroup) = fake_v2();
+        let cpu = LinuxCpuBuilder::default()
+            .cpus("0-1")
+            .mems("0")
+            .build()
+            .unwrap();
+        assert!(is_requested(&cpu));
+        apply(&cgroup, &cpu).unwrap();
+        assert_eq!(get(&cgroup, "cpuset.cpus"), "0-1");
+        assert_eq!(get(&cgroup, "cpuset.mems"), "0");
+    }
+
+    #[test]
+    fn refuses_malformed_lists() {
+        let (_dir, cgroup) = fake_v2();
+        let cpu = LinuxCpuBuilder::default().cpus("0-x").build().unwrap();
+        assert!(matches!(
+            apply(&cgroup, &cpu),
+            Err(CgroupError::InvalidResource {
+                resource: "cpu.cpus",
+                ..
+            })
+        ));
+    }
+}
