@@ -222,6 +222,17 @@ pub(crate) fn parse_id_list(path: &Path, text: &str) -> Result<Vec<u16>, CgroupE
     Ok(ids)
 }
 
+/// Fails with a `Read` error naming `dir` when the cgroup does not exist, so statistics of a
+/// removed cgroup are an error rather than zeros.
+pub(crate) fn require_directory(dir: &Path) -> Result<(), CgroupError> {
+    fs::metadata(dir)
+        .map(drop)
+        .map_err(|source| CgroupError::Read {
+            path: dir.to_owned(),
+            source,
+        })
+}
+
 /// Reads `cgroup.procs` of `dir` and of every cgroup below it.
 pub(crate) fn pids_recursive(dir: &Path) -> Result<Vec<i32>, CgroupError> {
     let mut pids = Vec::new();

@@ -1,7 +1,7 @@
 //! Device access rules: the OCI `linux.resources.devices` list as typed values, and the one
 //! definition of what they allow.
 //!
-//! # Semantics (the same on cgroup v1 lines and the cgroup v2 eBPF program)
+//! # Semantics (the cgroup v2 eBPF program exactly; cgroup v1 as far as its lists can say it)
 //!
 //! Rules are read in order and the **last matching rule wins**; when no rule matches, access is
 //! **denied**. A request (`type`, `major`, `minor`, `access`) is decided per access bit: each of
@@ -14,6 +14,9 @@
 //! An absent or empty `access` means `rwm`, so `{"allow": false}` denies everything as users
 //! expect. Type `p` (FIFO) rules are dropped: the device cgroup never checks FIFOs, and the v1
 //! kernel refuses the letter. Type `u` is a character device.
+//!
+//! On cgroup v1 the rules become `devices.allow`/`devices.deny` lines; see `v1_lines` for the
+//! one case an exception list cannot express.
 
 use std::fmt;
 
@@ -233,10 +236,19 @@ pub fn is_device_access_allowed(
 ///
 /// The v1 kernel reads a line starting with `a` as "reset everything", whatever follows, so only
 /// `a *:* rwm` becomes `a`; any narrower `a` rule is written as its `b` and `c` halves so it means
-/// what it says.
+/// what it says. Unless the rules start by setting the default themselves, a `deny a` comes
+/// first: a new v1 cgroup inherits its parent's list (often "allow all"), while the rules mean
+/// "denied unless allowed", as on v2.
+///
+/// v1 keeps an exception list rather than an ordered rule list, so one case differs from v2: a
+/// wildcard deny after a narrower allow (`allow c 1:3`, then `deny c *:*`) removes only the
+/// identical exception, and `c 1:3` stays allowed.
 pub(crate) fn v1_lines(rules: &[DeviceRule]) -> Vec<(bool, String)> {
     let number = |n: Option<u32>| n.map_or_else(|| "*".to_owned(), |n| n.to_string());
     let mut lines = Vec::new();
+    if !rules.first().is_some_and(DeviceRule::is_everything) {
+        lines.push((false, "a".to_owned()));
+    }
     for rule in rules {
         let kinds: &[char] = if rule.is_everything() {
             lines.push((rule.allow, "a".to_owned()));
@@ -429,6 +441,24 @@ pub(crate) mod tests {
         assert_eq!(lines[6], (true, "c *:* m".to_owned()));
         assert_eq!(lines[7], (true, "b *:* m".to_owned()));
         assert_eq!(lines.len(), 8);
+    }
+
+    #[test]
+    fn v1_lines_start_from_deny_all_unless_the_rules_set_the_default() {
+        assert_eq!(v1_lines(&[]), vec![(false, "a".to_owned())]);
+        let only_null = [rule(true, DeviceKind::Char, Some(1), Some(3), "rwm")];
+        assert_eq!(
+            v1_lines(&only_null),
+            vec![(false, "a".to_owned()), (true, "c 1:3 rwm".to_owned())]
+        );
+        let privileged = [
+            rule(true, DeviceKind::All, None, None, "rwm"),
+            rule(false, DeviceKind::Block, Some(8), None, "w"),
+        ];
+        assert_eq!(
+            v1_lines(&privileged),
+            vec![(true, "a".to_owned()), (false, "b 8:* w".to_owned())]
+        );
     }
 
     #[test]

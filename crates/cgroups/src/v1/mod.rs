@@ -287,6 +287,7 @@ impl CgroupBackend for V1Manager {
     }
 
     fn stats(&self) -> Result<Stats, CgroupError> {
+        common::require_directory(&self.process_list_dir())?;
         let mut stats = Stats::default();
         if let Some(dir) = self.dir("cpu") {
             cpu::stats(&dir, &mut stats)?;

@@ -190,6 +190,7 @@ impl CgroupBackend for V2Manager {
 
     fn stats(&self) -> Result<Stats, CgroupError> {
         let dir = &self.path;
+        common::require_directory(dir)?;
         let mut stats = Stats::default();
         cpu::stats(dir, &mut stats)?;
         cpuset::stats(dir, &mut stats)?;
@@ -302,6 +303,75 @@ pub(crate) mod tests {
                 .map(|v| ("cgroup.subtree_control".to_owned(), (*v).to_owned()))
                 .collect();
         assert_eq!(writes, expected);
+    }
+
+    #[test]
+    fn apply_dispatches_every_resource_to_its_file() {
+        use oci_spec::runtime::{
+            LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxHugepageLimitBuilder, LinuxMemoryBuilder,
+            LinuxThrottleDeviceBuilder,
+        };
+        use std::collections::HashMap;
+        let (dir, cgroup) = fake_v2();
+        fake_cgroup(&cgroup, &["memory.high"]);
+        let resources = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(100 << 20)
+                    .swap(150 << 20)
+                    .reservation(50 << 20)
+                    .build()
+                    .unwrap(),
+            )
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .shares(2u64)
+                    .quota(-1)
+                    .period(250_000u64)
+                    .cpus("1")
+                    .mems("0")
+                    .build()
+                    .unwrap(),
+            )
+            .pids(LinuxPidsBuilder::default().limit(0).build().unwrap())
+            .block_io(
+                LinuxBlockIoBuilder::default()
+                    .throttle_write_iops_device(vec![LinuxThrottleDeviceBuilder::default()
+                        .major(254)
+                        .minor(0)
+                        .rate(300u64)
+                        .build()
+                        .unwrap()])
+                    .build()
+                    .unwrap(),
+            )
+            .hugepage_limits(vec![LinuxHugepageLimitBuilder::default()
+                .page_size("1GB")
+                .limit(0)
+                .build()
+                .unwrap()])
+            .unified(HashMap::from([(
+                "memory.high".to_owned(),
+                "90000000".to_owned(),
+            )]))
+            .build()
+            .unwrap();
+        manager(dir.path()).apply(&resources).unwrap();
+        for (file, expected) in [
+            ("memory.max", "104857600"),
+            ("memory.swap.max", "52428800"),
+            ("memory.low", "52428800"),
+            ("cpu.weight", "1"),
+            ("cpu.max", "max 250000"),
+            ("cpuset.cpus", "1"),
+            ("cpuset.mems", "0"),
+            ("pids.max", "max"),
+            ("io.max", "254:0 wiops=300"),
+            ("hugetlb.1GB.max", "0"),
+            ("memory.high", "90000000"),
+        ] {
+            assert_eq!(get(&cgroup, file), expected, "{file}");
+        }
     }
 
     #[test]
@@ -438,6 +508,14 @@ pub(crate) mod tests {
         assert_eq!(stats.hugetlb["2MB"].failcnt, 4);
         let events = manager(dir.path()).memory_events().unwrap();
         assert_eq!((events.oom, events.oom_kill, events.max), (1, 1, 7));
+    }
+
+    #[test]
+    fn stats_of_a_missing_cgroup_are_an_error() {
+        let (dir, _) = fake_v2();
+        let manager = manager(dir.path());
+        manager.destroy().unwrap();
+        assert!(manager.stats().unwrap_err().is_not_found());
     }
 
     #[test]
