@@ -270,30 +270,22 @@ impl<'a> Verifier<'a> {
             "the line is not the canonical encoding of its values: the record was re-encoded or edited"
         };
 
-        let Some((expected_seq, expected_prev)) = self.expected else {
-            // The first record, with no start given.
-            if !sound {
-                return Ok(Some(at(line, BreakKind::Edited, damage.to_owned())));
+        let (expected_seq, expected_prev) = match self.expected {
+            Some((Some(seq), prev)) => (seq, prev),
+            Some((None, _)) => {
+                return Ok(Some(at(
+                    line,
+                    BreakKind::Inserted,
+                    "a record follows the one with the last possible seq".to_owned(),
+                )))
             }
-            let genesis = record.seq == 0 && record.prev == RecordHash::GENESIS;
-            if genesis || record.kind == "log_rotated" {
-                return Ok(self.check_head_hash(path, line, record));
+            None => {
+                // The first record, with no start given: genesis, or a rotated file's start.
+                if sound && record.kind == "log_rotated" {
+                    return Ok(self.check_head_hash(path, line, record));
+                }
+                (0, RecordHash::GENESIS)
             }
-            return Ok(Some(at(
-                line,
-                BreakKind::Removed,
-                format!(
-                    "the chain starts at seq {} neither at genesis nor with a log_rotated record: earlier records are missing",
-                    record.seq
-                ),
-            )));
-        };
-        let Some(expected_seq) = expected_seq else {
-            return Ok(Some(at(
-                line,
-                BreakKind::Inserted,
-                "a record follows the one with the last possible seq".to_owned(),
-            )));
         };
         if sound && record.seq == expected_seq && record.prev == expected_prev {
             return Ok(self.check_head_hash(path, line, record));
@@ -330,17 +322,40 @@ impl<'a> Verifier<'a> {
         }
 
         if record.seq > expected_seq {
+            // Its twin later on means this line is a copy; the expected record later on means
+            // the records are out of order; neither means records are missing.
+            let mut expected_at = None;
             while let Some((later_line, later)) = next_record(reader)? {
-                if later.seq == expected_seq {
+                if later.hash == record.hash && later.seq == record.seq {
                     return Ok(Some(at(
                         line,
-                        BreakKind::Reordered,
-                        format!(
-                            "seq {} where {expected_seq} was expected; seq {expected_seq} comes later, at line {later_line}",
-                            record.seq
-                        ),
+                        BreakKind::Inserted,
+                        format!("a copy of the record at line {later_line}, placed ahead of it"),
                     )));
                 }
+                if later.seq == expected_seq && expected_at.is_none() {
+                    expected_at = Some(later_line);
+                }
+            }
+            if let Some(later_line) = expected_at {
+                return Ok(Some(at(
+                    line,
+                    BreakKind::Reordered,
+                    format!(
+                        "seq {} where {expected_seq} was expected; seq {expected_seq} comes later, at line {later_line}",
+                        record.seq
+                    ),
+                )));
+            }
+            if self.expected.is_none() {
+                return Ok(Some(at(
+                    line,
+                    BreakKind::Removed,
+                    format!(
+                        "the chain starts at seq {} neither at genesis nor with a log_rotated record: earlier records are missing",
+                        record.seq
+                    ),
+                )));
             }
             let missing = if record.seq - expected_seq == 1 {
                 format!("record {expected_seq} is missing")
@@ -393,6 +408,19 @@ impl<'a> Verifier<'a> {
                     }));
                 }
             }
+        }
+        if self
+            .first
+            .is_some_and(|(first_seq, _)| record.seq < first_seq)
+        {
+            return Ok(Some(at(
+                line,
+                BreakKind::Reordered,
+                format!(
+                    "seq {} precedes the start of this chain: records or files are out of order",
+                    record.seq
+                ),
+            )));
         }
         Ok(Some(at(
             line,
