@@ -231,9 +231,16 @@ fn limits_stats_freeze_kill_destroy_with_a_real_process() {
         CgroupSetup::Unified => paths["unified"].join("memory.swap.max").exists(),
         _ => paths["memory"].join("memory.memsw.limit_in_bytes").exists(),
     };
+    // Kernel memory limits are gone from recent kernels (and from v2): accepted and ignored.
     let mut memory = LinuxMemoryBuilder::default()
         .limit(limit)
-        .reservation(limit / 2);
+        .reservation(limit / 2)
+        .kernel(limit)
+        .kernel_tcp(16 << 20)
+        .use_hierarchy(true);
+    if setup != CgroupSetup::Unified {
+        memory = memory.swappiness(10u64).disable_oom_killer(false);
+    }
     if swap_accounting {
         memory = memory.swap(2 * limit);
     }
@@ -297,6 +304,8 @@ fn limits_stats_freeze_kill_destroy_with_a_real_process() {
                     (2 * limit).to_string()
                 );
             }
+            assert_eq!(read(&paths["memory"], "memory.swappiness"), "10");
+            assert!(read(&paths["memory"], "memory.oom_control").contains("oom_kill_disable 0"));
             assert_eq!(read(&paths["pids"], "pids.max"), "32");
             assert_eq!(read(&paths["cpu"], "cpu.shares"), "512");
             assert_eq!(read(&paths["cpu"], "cpu.cfs_quota_us"), "50000");
@@ -553,4 +562,51 @@ fn missing_or_invalid_requests_fail_clearly_on_the_host() {
         .expect_err("swap below limit");
     assert!(error.to_string().contains("memory"), "{error}");
     assert!(CgroupManager::new(Path::new(DEFAULT_ROOT), Path::new("/../../etc")).is_err());
+}
+
+#[test]
+fn hugetlb_limit_is_applied_or_refused_by_name() {
+    let setup = host_setup();
+    if !runnable(setup.as_ref().map(drop).map_err(Clone::clone)) {
+        return;
+    }
+    let guard = cleanup(Path::new(DEFAULT_ROOT), "hugetlb");
+    guard.manager.create().expect("create");
+    let paths = guard.manager.paths();
+    let dir = paths.get("hugetlb").or_else(|| paths.get("unified"));
+    let size = dir.and_then(|dir| {
+        ["2MB", "1GB"].into_iter().find(|size| {
+            dir.join(format!("hugetlb.{size}.limit_in_bytes")).exists()
+                || dir.join(format!("hugetlb.{size}.max")).exists()
+        })
+    });
+    let resources = LinuxResourcesBuilder::default()
+        .hugepage_limits(vec![oci_spec::runtime::LinuxHugepageLimitBuilder::default(
+        )
+        .page_size(size.unwrap_or("2MB"))
+        .limit(1i64 << 30)
+        .build()
+        .expect("limit")])
+        .build()
+        .expect("resources");
+    match (dir, size) {
+        (Some(dir), Some(size)) => {
+            guard.manager.apply(&resources).expect("hugetlb limit");
+            let file = if dir.join(format!("hugetlb.{size}.max")).exists() {
+                format!("hugetlb.{size}.max")
+            } else {
+                format!("hugetlb.{size}.limit_in_bytes")
+            };
+            assert_eq!(read(dir, &file), (1u64 << 30).to_string());
+            let stats = guard.manager.stats().expect("stats");
+            assert!(stats.hugetlb.contains_key(size), "{:?}", stats.hugetlb);
+        }
+        _ => {
+            let error = guard
+                .manager
+                .apply(&resources)
+                .expect_err("no hugetlb controller");
+            assert!(error.to_string().contains("hugetlb"), "{error}");
+        }
+    }
 }
