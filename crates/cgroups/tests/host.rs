@@ -469,13 +469,7 @@ fn v1_device_list_denies_all_but_null() {
 
 #[test]
 fn v2_device_program_denies_all_but_null() {
-    let setup = host_setup();
-    let unified_root = match &setup {
-        Ok(CgroupSetup::Unified) => Ok(PathBuf::from(DEFAULT_ROOT)),
-        Ok(CgroupSetup::Hybrid) => Ok(Path::new(DEFAULT_ROOT).join("unified")),
-        Ok(CgroupSetup::Legacy) => Err("the host has no unified (cgroup2) hierarchy".to_owned()),
-        Err(reason) => Err(reason.clone()),
-    };
+    let unified_root = unified_root();
     if !runnable(unified_root.as_ref().map(drop).map_err(Clone::clone)) {
         return;
     }
@@ -609,4 +603,60 @@ fn hugetlb_limit_is_applied_or_refused_by_name() {
             assert!(error.to_string().contains("hugetlb"), "{error}");
         }
     }
+}
+
+/// The unified hierarchy of this host (the root itself on pure v2 hosts).
+fn unified_root() -> Result<PathBuf, String> {
+    match host_setup()? {
+        CgroupSetup::Unified => Ok(PathBuf::from(DEFAULT_ROOT)),
+        CgroupSetup::Hybrid => Ok(Path::new(DEFAULT_ROOT).join("unified")),
+        CgroupSetup::Legacy => Err("the host has no unified (cgroup2) hierarchy".to_owned()),
+    }
+}
+
+#[test]
+fn v2_freeze_kill_and_destroy_on_the_unified_hierarchy() {
+    let root = unified_root();
+    if !runnable(root.as_ref().map(drop).map_err(Clone::clone)) {
+        return;
+    }
+    let Ok(root) = root else { return };
+    // cgroup.freeze, cgroup.kill, cgroup.procs and cpu.stat are core files: they exist even
+    // where no controller is enabled, so the v2 manager's core paths run for real here.
+    let mut guard = cleanup(&root, "v2core");
+    guard.manager.create().expect("create");
+    guard.child = Some(gated_sleeper());
+    let pid = i32::try_from(guard.child.as_ref().expect("child").id()).expect("pid");
+    guard.manager.add_process(pid).expect("add process");
+    release(guard.child.as_mut().expect("child"));
+    assert_eq!(guard.manager.pids().expect("pids"), vec![pid]);
+
+    guard.manager.freeze().expect("freeze");
+    assert_eq!(
+        guard.manager.freezer_state().expect("state"),
+        FreezerState::Frozen
+    );
+    guard.manager.thaw().expect("thaw");
+    assert_eq!(
+        guard.manager.freezer_state().expect("state"),
+        FreezerState::Thawed
+    );
+    let stats = guard.manager.stats().expect("stats");
+    let json = serde_json::to_value(&stats).expect("serialize");
+    assert!(json["cpu"]["usage"].is_object());
+
+    // SIGTERM goes through freeze, signal, thaw; SIGKILL through cgroup.kill.
+    guard.manager.kill_all(libc::SIGTERM).expect("sigterm");
+    let status = guard.child.take().expect("child").wait().expect("wait");
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+    guard.child = Some(gated_sleeper());
+    let pid = i32::try_from(guard.child.as_ref().expect("child").id()).expect("pid");
+    guard.manager.add_process(pid).expect("add process");
+    guard.manager.kill_all(libc::SIGKILL).expect("sigkill");
+    let status = guard.child.take().expect("child").wait().expect("wait");
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+
+    guard.manager.destroy().expect("destroy");
+    assert!(!guard.manager.paths()["unified"].exists());
+    guard.manager.destroy().expect("destroy again");
 }
