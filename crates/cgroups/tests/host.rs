@@ -660,3 +660,81 @@ fn v2_freeze_kill_and_destroy_on_the_unified_hierarchy() {
     assert!(!guard.manager.paths()["unified"].exists());
     guard.manager.destroy().expect("destroy again");
 }
+
+fn rule(
+    allow: bool,
+    typ: LinuxDeviceType,
+    major: i64,
+    minor: i64,
+    access: &str,
+) -> LinuxDeviceCgroup {
+    LinuxDeviceCgroupBuilder::default()
+        .allow(allow)
+        .typ(typ)
+        .major(major)
+        .minor(minor)
+        .access(access)
+        .build()
+        .expect("rule")
+}
+
+#[test]
+fn v2_device_programs_pass_the_verifier_and_the_last_rule_wins() {
+    let root = unified_root();
+    if !runnable(root.as_ref().map(drop).map_err(Clone::clone)) {
+        return;
+    }
+    let Ok(root) = root else { return };
+    let mut guard = cleanup(&root, "bpf-rules");
+    guard.manager.create().expect("create");
+    let deny_all = LinuxDeviceCgroupBuilder::default()
+        .allow(false)
+        .build()
+        .expect("rule");
+    // Every rule shape the compiler emits: type a/b/c/p, wildcards, partial access, allow and
+    // deny, empty list.
+    let shapes = vec![
+        vec![],
+        vec![deny_all.clone()],
+        vec![
+            deny_all.clone(),
+            rule(true, LinuxDeviceType::C, -1, -1, "m"),
+            rule(true, LinuxDeviceType::B, -1, -1, "m"),
+            rule(true, LinuxDeviceType::C, 136, -1, "rwm"),
+            rule(true, LinuxDeviceType::C, 5, 2, "rw"),
+            rule(false, LinuxDeviceType::B, 8, 0, "w"),
+            rule(true, LinuxDeviceType::A, 1, -1, "r"),
+            rule(true, LinuxDeviceType::P, -1, -1, "rwm"),
+            rule(true, LinuxDeviceType::U, 1, 9, "rwm"),
+        ],
+    ];
+    for rules in shapes {
+        guard
+            .manager
+            .apply(&devices_only(rules.clone()))
+            .unwrap_or_else(|error| panic!("rules {rules:?}: {error:?}"));
+        assert_eq!(guard.manager.device_programs().expect("query").len(), 1);
+    }
+    // Allow all character devices, then take /dev/zero away again: the later rule wins.
+    let rules = vec![
+        deny_all,
+        rule(true, LinuxDeviceType::C, -1, -1, "rwm"),
+        rule(false, LinuxDeviceType::C, 1, 5, "r"),
+    ];
+    guard
+        .manager
+        .apply(&devices_only(rules))
+        .expect("apply rules");
+    guard.child = Some(device_prober());
+    let pid = i32::try_from(guard.child.as_ref().expect("child").id()).expect("pid");
+    guard.manager.add_process(pid).expect("add process");
+    let (stdout, stderr) = finish_prober(&mut guard);
+    assert!(
+        stdout.contains("null=ok"),
+        "stdout {stdout:?} stderr {stderr:?}"
+    );
+    assert!(
+        stdout.contains("zero=denied"),
+        "stdout {stdout:?} stderr {stderr:?}"
+    );
+}
