@@ -214,7 +214,10 @@ pub enum SpoofKind {
 }
 
 /// One audit event. See the module documentation for the JSON shape.
+///
+/// Non-exhaustive: new kinds will be added, so matches elsewhere need a catch-all arm.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     /// A container was created (namespaces set up, init waiting for `start`).

@@ -291,10 +291,11 @@ impl<'a> Verifier<'a> {
             return Ok(self.check_head_hash(path, line, record));
         }
         let previous = self.recent.back();
-        let previous_line = previous.map_or_else(
-            || "the start checkpoint".to_owned(),
-            |previous| location(path, previous),
-        );
+        let previous_line = match (previous, self.expected) {
+            (Some(previous), _) => location(path, previous),
+            (None, Some(_)) => "the start checkpoint".to_owned(),
+            (None, None) => "genesis".to_owned(),
+        };
         // A line the next record skips over, chaining from the record before it, was inserted.
         let continues_past = |next: &Option<NumberedRecord>| {
             next.as_ref().is_some_and(|(_, next)| {
