@@ -429,3 +429,230 @@ fn resolve_in_root(root: &Path, path: &Path) -> Result<PathBuf, LandlockError> {
     }
     Ok(root.join(resolved))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn annotations(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// Whether a test that needs the running kernel must fail instead of skipping.
+    fn skip_or_fail(reason: &str) {
+        if std::env::var_os("PALISADE_REQUIRE_PRIVILEGED_TESTS").is_some() {
+            panic!("required test cannot run: {reason}");
+        }
+        eprintln!("skipped: {reason}");
+    }
+
+    #[test]
+    fn annotations_enable_and_configure_landlock() {
+        let policy = LandlockPolicy::from_annotations(&annotations(&[])).unwrap();
+        assert!(!policy.is_enabled());
+        assert_eq!(restrict_to_root(&policy).unwrap(), LandlockStatus::Disabled);
+
+        let policy =
+            LandlockPolicy::from_annotations(&annotations(&[(LANDLOCK_ANNOTATION, "rootfs")]))
+                .unwrap();
+        assert_eq!(policy, LandlockPolicy::rootfs());
+
+        let policy = LandlockPolicy::from_annotations(&annotations(&[
+            (LANDLOCK_ANNOTATION, "rootfs"),
+            (LANDLOCK_READ_ONLY_ANNOTATION, "/usr:/bin/:/etc:/usr"),
+        ]))
+        .unwrap();
+        assert!(policy.is_enabled());
+        assert_eq!(
+            policy.read_only_paths(),
+            [
+                PathBuf::from("/usr"),
+                PathBuf::from("/bin"),
+                PathBuf::from("/etc")
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_annotations_are_errors_that_say_what_is_accepted() {
+        let error = LandlockPolicy::from_annotations(&annotations(&[(LANDLOCK_ANNOTATION, "on")]))
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "annotation org.palisade.landlock is \"on\"; accepted values: \"rootfs\""
+        );
+
+        let error = LandlockPolicy::from_annotations(&annotations(&[(
+            LANDLOCK_READ_ONLY_ANNOTATION,
+            "/usr",
+        )]))
+        .unwrap_err();
+        assert!(matches!(error, LandlockError::ReadOnlyWithoutLandlock));
+
+        for list in [
+            "usr",
+            "",
+            "/usr:",
+            "/usr::/bin",
+            "/usr/../etc",
+            "/./usr",
+            "/usr/.",
+        ] {
+            let error = LandlockPolicy::from_annotations(&annotations(&[
+                (LANDLOCK_ANNOTATION, "rootfs"),
+                (LANDLOCK_READ_ONLY_ANNOTATION, list),
+            ]))
+            .unwrap_err();
+            assert!(
+                matches!(error, LandlockError::InvalidReadOnlyPath { .. }),
+                "{list}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn read_only_paths_resolve_symlinks_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("usr/lib/x")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+        std::os::unix::fs::symlink("/usr", root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../..", root.join("usr/up")).unwrap();
+        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
+
+        let resolve = |path: &str| resolve_in_root(root, Path::new(path)).unwrap();
+        assert_eq!(resolve("/lib/x"), root.join("usr/lib/x"));
+        assert_eq!(resolve("/abs/lib"), root.join("usr/lib"));
+        // `..` in a link target never climbs out of the root.
+        assert_eq!(resolve("/usr/up/usr"), root.join("usr"));
+        assert_eq!(resolve("/usr/up"), root.to_owned());
+        assert_eq!(resolve("/missing/x"), root.join("missing/x"));
+        assert!(matches!(
+            resolve_in_root(root, Path::new("/loop")),
+            Err(LandlockError::SymlinkLoop { .. })
+        ));
+    }
+
+    #[test]
+    fn write_rights_go_to_the_siblings_of_the_way_to_read_only_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for directory in ["usr/lib", "usr/bin", "etc", "tmp"] {
+            std::fs::create_dir_all(root.join(directory)).unwrap();
+        }
+        std::fs::write(root.join("file.txt"), "x").unwrap();
+        std::os::unix::fs::symlink("usr", root.join("link")).unwrap();
+
+        let granted = |read_only: &[&str]| -> BTreeSet<PathBuf> {
+            let read_only: Vec<PathBuf> = read_only.iter().map(PathBuf::from).collect();
+            writable_siblings(root, &read_only)
+                .unwrap()
+                .iter()
+                .map(|file| {
+                    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).unwrap()
+                })
+                .collect()
+        };
+        let root = root.canonicalize().unwrap();
+        let expected: BTreeSet<PathBuf> = ["etc", "tmp", "file.txt", "usr/bin"]
+            .iter()
+            .map(|path| root.join(path))
+            .collect();
+        assert_eq!(granted(&["/usr/lib"]), expected);
+        // Through a symbolic link, the same directories.
+        assert_eq!(granted(&["/link/lib"]), expected);
+        assert!(granted(&["/"]).is_empty());
+    }
+
+    #[test]
+    fn the_ruleset_confines_the_thread_to_its_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        let extra = dir.path().join("extra");
+        for directory in [
+            root.join("data"),
+            root.join("ro"),
+            outside.clone(),
+            extra.clone(),
+        ] {
+            std::fs::create_dir_all(directory).unwrap();
+        }
+        std::fs::write(root.join("ro/file.txt"), "read-only").unwrap();
+        std::fs::write(outside.join("secret.txt"), "secret").unwrap();
+        std::fs::write(extra.join("visible.txt"), "visible").unwrap();
+        // A host directory descriptor that leaks into the container.
+        let leaked = File::open(&outside).unwrap();
+
+        let policy = LandlockPolicy::rootfs()
+            .with_root(&root)
+            .with_read_only("/ro")
+            .unwrap()
+            .allow_read_only(&extra);
+        let result = std::thread::spawn(move || -> Result<(), String> {
+            let status = restrict_to_root(&policy).map_err(|e| e.to_string())?;
+            if status == LandlockStatus::NotEnforced {
+                return Err("skip: no Landlock in this kernel".to_owned());
+            }
+            eprintln!("Landlock: {status:?}");
+            let denied = |what: &str, result: io::Result<()>| match result {
+                Err(error) if error.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+                other => Err(format!("{what}: expected EACCES, got {other:?}")),
+            };
+            let allowed = |what: &str, result: io::Result<()>| {
+                result.map_err(|error| format!("{what}: {error}"))
+            };
+            allowed("write in root", std::fs::write(root.join("data/new"), "x"))?;
+            allowed("mkdir in root", std::fs::create_dir(root.join("data/d")))?;
+            allowed(
+                "read read-only",
+                std::fs::read(root.join("ro/file.txt")).map(drop),
+            )?;
+            allowed(
+                "read extra",
+                std::fs::read(extra.join("visible.txt")).map(drop),
+            )?;
+            let open_write = |path: &Path| OpenOptions::new().write(true).open(path).map(drop);
+            denied("write read-only", open_write(&root.join("ro/file.txt")))?;
+            denied(
+                "create in read-only",
+                std::fs::write(root.join("ro/new"), "x"),
+            )?;
+            denied("write extra", open_write(&extra.join("visible.txt")))?;
+            denied(
+                "read outside",
+                std::fs::read(outside.join("secret.txt")).map(drop),
+            )?;
+            denied("list outside", std::fs::read_dir(&outside).map(drop))?;
+            let through_leaked = nix::fcntl::openat(
+                Some(leaked.as_raw_fd()),
+                "secret.txt",
+                nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map(|fd| {
+                let _ = nix::unistd::close(fd);
+            })
+            .map_err(io::Error::from);
+            denied("openat on a leaked descriptor", through_leaked)?;
+            let fd_link = format!("/proc/self/fd/{}/secret.txt", leaked.as_raw_fd());
+            denied("magic link /proc/self/fd", std::fs::read(fd_link).map(drop))?;
+            let root_link = format!("/proc/1/root{}", outside.join("secret.txt").display());
+            denied(
+                "magic link /proc/1/root",
+                std::fs::read(root_link).map(drop),
+            )?;
+            Ok(())
+        })
+        .join()
+        .unwrap();
+        match result {
+            Err(reason) if reason.starts_with("skip: ") => skip_or_fail(&reason),
+            other => other.unwrap(),
+        }
+    }
+}
