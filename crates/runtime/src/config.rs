@@ -85,6 +85,7 @@ pub fn check_spec(spec: Spec, bundle: PathBuf) -> Result<CheckedConfig> {
         spec.annotations().as_ref().unwrap_or(&Default::default()),
     )
     .map_err(|e| RuntimeError::InvalidConfig(format!("landlock annotation: {e}")))?;
+    let landlock = landlock.is_enabled().then_some(landlock);
     Ok(CheckedConfig { spec, bundle, rootfs, namespaces, caps, seccomp, landlock })
 }
 

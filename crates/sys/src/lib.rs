@@ -5,6 +5,7 @@
 //! carries a `// SAFETY:` comment naming the invariant it relies on.
 
 pub mod bpf;
+pub mod ipc;
 pub mod mount;
 pub mod process;
 pub mod seccomp;

@@ -84,23 +84,22 @@ fn create_in(
         .and_then(|l| l.cgroups_path().clone())
         .unwrap_or_else(|| default_cgroup_path(&opts.id));
     let resources = linux.and_then(|l| l.resources().as_ref());
-    let cgroup = match CgroupManager::new(Path::new(CGROUP_ROOT), &cgroup_path).and_then(|m| m.create().map(|()| m)) {
+    match CgroupManager::new(Path::new(CGROUP_ROOT), &cgroup_path).and_then(|m| m.create().map(|()| m)) {
         Ok(manager) => {
-            *cgroup_slot = Some((manager, true));
-            let manager = &cgroup_slot.as_ref().map(|(m, _)| m).ok_or_else(|| RuntimeError::Init("cgroup vanished".into()))?;
+            // Recorded before applying limits, so a failed apply still removes the cgroup.
+            let manager = &cgroup_slot.insert((manager, true)).0;
             if let Some(resources) = resources {
-                manager.apply(resources)?;
+                manager.apply(&with_default_devices(resources, spec))?;
             }
-            Some(*manager)
         }
         // A rootless container without limits may run without a cgroup of its own.
         Err(e) if rootless && resources.is_none() => {
             tracing::debug!(error = %e, "rootless: running without a cgroup");
-            None
         }
         Err(e) => return Err(e.into()),
-    };
-    let cgroup_dirs = cgroup.map(|c| c.paths()).unwrap_or_default();
+    }
+    let cgroup = cgroup_slot.as_ref().map(|(m, _)| m);
+    let cgroup_dirs: Vec<(String, PathBuf)> = cgroup.map(|c| c.paths().into_iter().collect()).unwrap_or_default();
     let cgroup_unified = matches!(palisade_cgroups::detect_setup(Path::new(CGROUP_ROOT)), Ok(palisade_cgroups::CgroupSetup::Unified));
 
     let process = spec.process().as_ref().ok_or_else(|| RuntimeError::InvalidConfig("process is missing".into()))?;
@@ -195,6 +194,35 @@ fn create_in(
         return Err(e);
     }
     Ok(Container { root: root.clone(), state: persisted })
+}
+
+/// The device rules of the config plus the devices every container gets (the default /dev
+/// set, the pty devices and the config's own `linux.devices`), as runc adds them: a rule list
+/// that starts with "deny all" must still let the container use its own /dev/null.
+fn with_default_devices(resources: &oci_spec::runtime::LinuxResources, spec: &oci_spec::runtime::Spec) -> oci_spec::runtime::LinuxResources {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let Some(rules) = resources.devices().clone() else { return resources.clone() };
+    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some("rwm".to_owned()));
+        r
+    };
+    let mut out = rules;
+    for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)] {
+        out.push(rule(LinuxDeviceType::C, Some(major), Some(minor)));
+    }
+    // Pseudo-terminal slaves.
+    out.push(rule(LinuxDeviceType::C, Some(136), None));
+    for device in spec.linux().as_ref().and_then(|l| l.devices().as_deref()).unwrap_or_default() {
+        out.push(rule(device.typ(), Some(device.major()), Some(device.minor())));
+    }
+    let mut resources = resources.clone();
+    resources.set_devices(Some(out));
+    resources
 }
 
 fn connect(path: &Path, what: &str) -> Result<OwnedFd> {

@@ -74,6 +74,7 @@ impl Container {
             spec.annotations().as_ref().unwrap_or(&Default::default()),
         )
         .map_err(|e| RuntimeError::InvalidConfig(format!("landlock annotation: {e}")))?;
+        let landlock = landlock.is_enabled().then_some(landlock);
         let console_socket = match (opts.process.terminal().unwrap_or(false), &opts.console_socket) {
             (true, Some(path)) => Some(OwnedFd::from(UnixStream::connect(path).map_err(|e| RuntimeError::io("connect to console socket", path, e))?)),
             (true, None) => return Err(RuntimeError::InvalidConfig("--tty needs --console-socket".into())),

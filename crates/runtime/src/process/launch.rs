@@ -95,8 +95,19 @@ fn drive(
         cgroup.add_process(intermediate.as_raw())?;
     }
     chan.send(&Message::Proceed)?;
+    // The intermediate and the container process share the channel, so the container's
+    // first message may overtake the intermediate's `ContainerPid`: park it until the pid
+    // is known.
+    let mut parked: Option<Message> = None;
     loop {
-        match chan.recv()? {
+        let message = match (&container, parked.take()) {
+            (Some(_), Some(message)) => message,
+            (_, parked_message) => {
+                parked = parked_message;
+                chan.recv()?
+            }
+        };
+        match message {
             Message::WriteIdMaps { pid } => {
                 write_id_maps(req.spec, pid)?;
                 chan.send(&Message::IdMapsWritten)?;
@@ -107,6 +118,11 @@ fn drive(
                 if let Some(adj) = req.process.process.oom_score_adj() {
                     std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                         .map_err(|e| RuntimeError::io("set oom_score_adj of", format!("/proc/{pid}"), e))?;
+                }
+            }
+            message @ (Message::RunRuntimeHooks | Message::Ready) if container.is_none() => {
+                if parked.replace(message).is_some() {
+                    return Err(RuntimeError::Init("protocol error: two messages before the pid".into()));
                 }
             }
             Message::RunRuntimeHooks => {

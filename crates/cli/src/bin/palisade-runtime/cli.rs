@@ -37,11 +37,11 @@ pub(crate) struct GlobalOptions {
     #[arg(long, global = true)]
     pub(crate) debug: bool,
     /// Accepted for runc compatibility; checkpointing is not supported
-    #[arg(long, global = true, hide = true)]
+    #[arg(long, hide = true)]
     pub(crate) criu: Option<String>,
     /// Accepted for runc compatibility (rootless mode is detected from the euid)
-    #[arg(long, global = true, hide = true)]
-    pub(crate) rootless: Option<String>,
+    #[arg(long = "rootless", id = "global-rootless", hide = true)]
+    pub(crate) rootless_mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
