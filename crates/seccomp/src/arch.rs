@@ -95,6 +95,9 @@ pub(crate) enum Abi {
 }
 
 impl Abi {
+    /// Every ABI Palisade has a system call table for.
+    pub(crate) const ALL: [Abi; 5] = [Abi::X86_64, Abi::X32, Abi::X86, Abi::Aarch64, Abi::Arm];
+
     /// The ABIs a kernel of native ABI `native` can run, native first.
     pub(crate) fn family(native: Abi) -> &'static [Abi] {
         match native {

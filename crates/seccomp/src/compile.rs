@@ -170,9 +170,16 @@ pub enum SeccompError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SeccompWarning {
-    /// The name is not a system call of these architectures; its rules were skipped there
-    /// (runc does the same, so one profile serves several architectures and kernel versions).
+    /// The name is no system call of any architecture Palisade knows (a typo, or a call newer
+    /// than Palisade's tables); its rules were skipped, as runc does.
     UnknownSyscall {
+        /// The name in the profile.
+        name: String,
+    },
+    /// The name is a system call of other architectures but not of these ones of the filter;
+    /// its rules were skipped there. Normal for a profile written for several architectures
+    /// (`chown32` exists only on 32-bit ones, `arch_prctl` only on x86).
+    SyscallMissingOnArchitectures {
         /// The name in the profile.
         name: String,
         /// The architectures of the filter that have no such call.
@@ -193,15 +200,16 @@ pub enum SeccompWarning {
 impl fmt::Display for SeccompWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::UnknownSyscall {
+            Self::UnknownSyscall { name } => write!(f, "unknown syscall {name:?} skipped"),
+            Self::SyscallMissingOnArchitectures {
                 name,
                 architectures,
             } => {
-                write!(f, "unknown syscall {name:?} skipped on")?;
+                write!(f, "syscall {name:?} skipped on")?;
                 for arch in architectures {
                     write!(f, " {arch}")?;
                 }
-                Ok(())
+                f.write_str(", which do not have it")
             }
             Self::ErrnoRetIgnored { context, action } => {
                 write!(
@@ -262,9 +270,17 @@ pub fn compile_for(profile: &LinuxSeccomp, native: Arch) -> Result<SeccompFilter
         tables.insert(abi, table);
     }
     for (name, architectures) in unknown {
-        warnings.push(SeccompWarning::UnknownSyscall {
-            name: name.to_owned(),
-            architectures,
+        let name = name.to_owned();
+        let known_elsewhere = Abi::ALL
+            .iter()
+            .any(|abi| abi.syscall_number(&name).is_some());
+        warnings.push(if known_elsewhere {
+            SeccompWarning::SyscallMissingOnArchitectures {
+                name,
+                architectures,
+            }
+        } else {
+            SeccompWarning::UnknownSyscall { name }
         });
     }
 
@@ -1189,7 +1205,7 @@ pub(crate) mod tests {
         // socketcall does not exist on x86-64: a warning, not an error.
         assert_eq!(
             filter.warnings(),
-            [SeccompWarning::UnknownSyscall {
+            [SeccompWarning::SyscallMissingOnArchitectures {
                 name: "socketcall".to_owned(),
                 architectures: vec![Arch::ScmpArchX86_64]
             }]
@@ -1491,7 +1507,8 @@ pub(crate) mod tests {
             "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
             "architectures": ["SCMP_ARCH_X86"],
             "syscalls": [
-                { "names": ["no_such_call", "read"], "action": "SCMP_ACT_KILL", "errnoRet": 3 }
+                { "names": ["no_such_call", "read"], "action": "SCMP_ACT_KILL", "errnoRet": 3 },
+                { "names": ["chown32"], "action": "SCMP_ACT_ALLOW" }
             ]
         }))
         .unwrap();
@@ -1503,7 +1520,8 @@ pub(crate) mod tests {
                 "errnoRet of the default action ignored: SCMP_ACT_ALLOW returns no errno",
                 "errnoRet of rule 0 (no_such_call) ignored: SCMP_ACT_KILL returns no errno",
                 "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV dropped: no rule uses SCMP_ACT_NOTIFY",
-                "unknown syscall \"no_such_call\" skipped on SCMP_ARCH_X86_64 SCMP_ARCH_X86",
+                "syscall \"chown32\" skipped on SCMP_ARCH_X86_64, which do not have it",
+                "unknown syscall \"no_such_call\" skipped",
             ]
         );
         assert_eq!(x86_64(&filter)("read", [0; 6]), ACTION_KILL_THREAD);
