@@ -45,7 +45,7 @@
 //!
 //! Consecutive system call numbers with the same action form one range, so the search runs over
 //! far fewer nodes than there are syscalls, and a common allowed call costs about a dozen
-//! instructions. Long jumps are the assembler's concern ([`crate::bpf`]).
+//! instructions. Long jumps are the assembler's concern (the `bpf` module).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
