@@ -67,17 +67,17 @@ impl RecordFilter {
             && self
                 .container_id
                 .as_deref()
-                .map_or(true, |id| record.event.container_id() == Some(id))
+                .is_none_or(|id| record.event.container_id() == Some(id))
             && self
                 .decision
-                .map_or(true, |decision| record.event.decision() == decision)
+                .is_none_or(|decision| record.event.decision() == decision)
     }
 
     /// The conditions that can be checked before decoding the event.
     fn matches_envelope(&self, kind: &str, time: Timestamp) -> bool {
         (self.kinds.is_empty() || self.kinds.iter().any(|wanted| wanted == kind))
-            && self.since.map_or(true, |since| time >= since)
-            && self.until.map_or(true, |until| time < until)
+            && self.since.is_none_or(|since| time >= since)
+            && self.until.is_none_or(|until| time < until)
     }
 
     fn prefilter(&self, line: &ParsedLine) -> bool {

@@ -179,8 +179,8 @@ impl DeviceRule {
     /// Whether the rule applies to the device `kind` (`Block` or `Char`) `major`:`minor`.
     pub fn matches_device(&self, kind: DeviceKind, major: u32, minor: u32) -> bool {
         (self.kind == DeviceKind::All || self.kind == kind)
-            && self.major.map_or(true, |m| m == major)
-            && self.minor.map_or(true, |m| m == minor)
+            && self.major.is_none_or(|m| m == major)
+            && self.minor.is_none_or(|m| m == minor)
     }
 
     /// Whether this rule is `a *:* rwm`, the rule that sets the default for every device.

@@ -30,40 +30,67 @@ pub struct CheckedConfig {
 /// Reads and parses `<bundle>/config.json`.
 pub fn load_spec(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
-    let bytes = std::fs::read(&path).map_err(|source| RuntimeError::ReadConfig { path: path.clone(), source })?;
-    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::ParseConfig { path, message: e.to_string() })
+    let bytes = std::fs::read(&path).map_err(|source| RuntimeError::ReadConfig {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::ParseConfig {
+        path,
+        message: e.to_string(),
+    })
 }
 
 /// Loads and checks the config of `bundle`.
 pub fn check_bundle(bundle: &Path) -> Result<CheckedConfig> {
-    let bundle = std::path::absolute(bundle).map_err(|e| RuntimeError::io("resolve bundle path", bundle, e))?;
+    let bundle = std::path::absolute(bundle)
+        .map_err(|e| RuntimeError::io("resolve bundle path", bundle, e))?;
     let spec = load_spec(&bundle)?;
     check_spec(spec, bundle)
 }
 
 /// Checks a parsed config.
 pub fn check_spec(spec: Spec, bundle: PathBuf) -> Result<CheckedConfig> {
-    let root = spec.root().as_ref().ok_or_else(|| RuntimeError::InvalidConfig("root is missing".into()))?;
-    let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::InvalidConfig("root is missing".into()))?;
+    let rootfs = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
     if !rootfs.is_dir() {
         return Err(RuntimeError::MissingRootfs { path: rootfs });
     }
-    let process = spec.process().as_ref().ok_or_else(|| RuntimeError::InvalidConfig("process is missing".into()))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::InvalidConfig("process is missing".into()))?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(RuntimeError::InvalidConfig("process.args must name a program".into()));
+        return Err(RuntimeError::InvalidConfig(
+            "process.args must name a program".into(),
+        ));
     }
     if !process.cwd().is_absolute() {
-        return Err(RuntimeError::InvalidConfig(format!("process.cwd {:?} must be absolute", process.cwd())));
+        return Err(RuntimeError::InvalidConfig(format!(
+            "process.cwd {:?} must be absolute",
+            process.cwd()
+        )));
     }
     let linux = spec.linux().as_ref();
     let namespaces = NamespacePlan::from_linux(linux)?;
     if !namespaces.has(nix::sched::CloneFlags::CLONE_NEWNS) {
-        return Err(RuntimeError::InvalidConfig("the config must create or join a mount namespace".into()));
+        return Err(RuntimeError::InvalidConfig(
+            "the config must create or join a mount namespace".into(),
+        ));
     }
     for m in spec.mounts().as_deref().unwrap_or_default() {
         rootfs::mounts::check_destination(m)?;
     }
-    for device in linux.and_then(|l| l.devices().as_deref()).unwrap_or_default() {
+    for device in linux
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default()
+    {
         rootfs::devices::DeviceNode::from_spec(device)?;
     }
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
@@ -73,7 +100,9 @@ pub fn check_spec(spec: Spec, bundle: PathBuf) -> Result<CheckedConfig> {
     }
     if let Some(p) = linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         if !p.is_empty() && rootfs::options::rootfs_propagation(p).is_none() {
-            return Err(RuntimeError::InvalidConfig(format!("unknown rootfsPropagation {p:?}")));
+            return Err(RuntimeError::InvalidConfig(format!(
+                "unknown rootfsPropagation {p:?}"
+            )));
         }
     }
     let caps = CapabilityPlan::from_spec(process.capabilities().as_ref())?;
@@ -86,14 +115,31 @@ pub fn check_spec(spec: Spec, bundle: PathBuf) -> Result<CheckedConfig> {
     )
     .map_err(|e| RuntimeError::InvalidConfig(format!("landlock annotation: {e}")))?;
     let landlock = landlock.is_enabled().then_some(landlock);
-    Ok(CheckedConfig { spec, bundle, rootfs, namespaces, caps, seccomp, landlock })
+    Ok(CheckedConfig {
+        spec,
+        bundle,
+        rootfs,
+        namespaces,
+        caps,
+        seccomp,
+        landlock,
+    })
 }
 
 /// Only namespaced sysctls may be set, and only when the container owns that namespace:
 /// anything else would change the host for everyone.
 fn check_sysctl(key: &str, ns: &NamespacePlan) -> Result<()> {
     use nix::sched::CloneFlags as F;
-    let ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
     let needed = if ipc.contains(&key) || key.starts_with("fs.mqueue.") {
         F::CLONE_NEWIPC
     } else if key.starts_with("net.") {
@@ -101,10 +147,15 @@ fn check_sysctl(key: &str, ns: &NamespacePlan) -> Result<()> {
     } else if key == "kernel.hostname" || key == "kernel.domainname" {
         F::CLONE_NEWUTS
     } else {
-        return Err(RuntimeError::InvalidConfig(format!("sysctl {key:?} is not namespaced: it would change the host")));
+        return Err(RuntimeError::InvalidConfig(format!(
+            "sysctl {key:?} is not namespaced: it would change the host"
+        )));
     };
     if !ns.new.contains(needed) && !ns.has(needed) {
-        return Err(RuntimeError::InvalidConfig(format!("sysctl {key:?} needs the container's own {} namespace", crate::namespaces::proc_name(needed))));
+        return Err(RuntimeError::InvalidConfig(format!(
+            "sysctl {key:?} needs the container's own {} namespace",
+            crate::namespaces::proc_name(needed)
+        )));
     }
     Ok(())
 }

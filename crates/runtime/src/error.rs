@@ -12,9 +12,18 @@ pub enum RuntimeError {
     #[error("container {0:?} does not exist")]
     NotFound(String),
     #[error("container {id:?} is {status}, but {operation} needs it to be {expected}")]
-    WrongStatus { id: String, status: &'static str, operation: &'static str, expected: &'static str },
+    WrongStatus {
+        id: String,
+        status: &'static str,
+        operation: &'static str,
+        expected: &'static str,
+    },
     #[error("failed to read bundle config {path:?}")]
-    ReadConfig { path: PathBuf, #[source] source: std::io::Error },
+    ReadConfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid bundle config {path:?}: {message}")]
     ParseConfig { path: PathBuf, message: String },
     #[error("invalid config: {0}")]
@@ -22,30 +31,59 @@ pub enum RuntimeError {
     #[error("rootfs {path:?} does not exist or is not a directory")]
     MissingRootfs { path: PathBuf },
     #[error("failed to {action} {path:?}")]
-    Io { action: &'static str, path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{action} failed")]
-    Sys { action: String, #[source] source: std::io::Error },
+    Sys {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cgroup setup failed")]
     Cgroup(#[from] palisade_cgroups::CgroupError),
     #[error("seccomp profile rejected")]
     Seccomp(#[from] palisade_seccomp::SeccompError),
     #[error("{kind} hook {path:?} failed: {message}")]
-    Hook { kind: &'static str, path: PathBuf, message: String },
+    Hook {
+        kind: &'static str,
+        path: PathBuf,
+        message: String,
+    },
     #[error("container init failed: {0}")]
     Init(String),
     #[error("state of container {id:?} is corrupt ({path:?})")]
-    CorruptState { id: String, path: PathBuf, #[source] source: serde_json::Error },
+    CorruptState {
+        id: String,
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("{0}")]
     Unsupported(String),
 }
 
 impl RuntimeError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        RuntimeError::Io { action, path: path.into(), source }
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        RuntimeError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn sys(action: impl Into<String>, source: impl Into<std::io::Error>) -> Self {
-        RuntimeError::Sys { action: action.into(), source: source.into() }
+        RuntimeError::Sys {
+            action: action.into(),
+            source: source.into(),
+        }
     }
 }
 

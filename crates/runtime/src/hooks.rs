@@ -42,7 +42,11 @@ pub fn run_hooks(kind: &'static str, hooks: &[Hook], state: &HookState<'_>) -> R
 }
 
 fn run_hook(kind: &'static str, hook: &Hook, input: &[u8]) -> Result<()> {
-    let fail = |message: String| RuntimeError::Hook { kind, path: hook.path().clone(), message };
+    let fail = |message: String| RuntimeError::Hook {
+        kind,
+        path: hook.path().clone(),
+        message,
+    };
     let mut command = Command::new(hook.path());
     if let Some(args) = hook.args() {
         if let Some(arg0) = args.first() {
@@ -56,8 +60,13 @@ fn run_hook(kind: &'static str, hook: &Hook, input: &[u8]) -> Result<()> {
             command.env(k, v);
         }
     }
-    command.stdin(Stdio::piped()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
-    let mut child = command.spawn().map_err(|e| fail(format!("cannot start: {e}")))?;
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    let mut child = command
+        .spawn()
+        .map_err(|e| fail(format!("cannot start: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is not an error.
         let _ = stdin.write_all(input);
@@ -75,7 +84,10 @@ fn run_hook(kind: &'static str, hook: &Hook, input: &[u8]) -> Result<()> {
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(fail(format!("timed out after {}s and was killed", timeout.as_secs())));
+                return Err(fail(format!(
+                    "timed out after {}s and was killed",
+                    timeout.as_secs()
+                )));
             }
             Ok(None) => {
                 std::thread::sleep(pause);
@@ -93,7 +105,14 @@ mod tests {
     use std::path::Path;
 
     fn state() -> HookState<'static> {
-        HookState { oci_version: "1.2.0", id: "c1", status: "created", pid: Some(42), bundle: Path::new("/b"), annotations: None }
+        HookState {
+            oci_version: "1.2.0",
+            id: "c1",
+            status: "created",
+            pid: Some(42),
+            bundle: Path::new("/b"),
+            annotations: None,
+        }
     }
 
     #[test]
@@ -102,13 +121,20 @@ mod tests {
         let out = dir.path().join("out");
         let hook = HookBuilder::default()
             .path("/bin/sh")
-            .args(vec!["sh".into(), "-c".into(), format!("cat > {}; echo \"$X\" >> {}", out.display(), out.display())])
+            .args(vec![
+                "sh".into(),
+                "-c".into(),
+                format!("cat > {}; echo \"$X\" >> {}", out.display(), out.display()),
+            ])
             .env(vec!["X=from-env".into()])
             .build()
             .unwrap();
         run_hooks("prestart", &[hook], &state()).unwrap();
         let text = std::fs::read_to_string(out).unwrap();
-        assert!(text.contains("\"id\":\"c1\"") && text.contains("\"pid\":42"), "{text}");
+        assert!(
+            text.contains("\"id\":\"c1\"") && text.contains("\"pid\":42"),
+            "{text}"
+        );
         assert!(text.contains("from-env"));
     }
 
@@ -127,7 +153,10 @@ mod tests {
         let err = run_hooks("createRuntime", &[hang], &state()).unwrap_err();
         assert!(err.to_string().contains("timed out"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10));
-        let missing = HookBuilder::default().path("/nonexistent/hook").build().unwrap();
+        let missing = HookBuilder::default()
+            .path("/nonexistent/hook")
+            .build()
+            .unwrap();
         assert!(run_hooks("prestart", &[missing], &state()).is_err());
     }
 }

@@ -58,9 +58,15 @@ fn join_rank(flag: CloneFlags) -> u8 {
 
 impl NamespacePlan {
     pub fn from_linux(linux: Option<&Linux>) -> Result<Self> {
-        let mut plan = NamespacePlan { new: CloneFlags::empty(), new_user: false, join: Vec::new() };
+        let mut plan = NamespacePlan {
+            new: CloneFlags::empty(),
+            new_user: false,
+            join: Vec::new(),
+        };
         let mut seen = CloneFlags::empty();
-        let namespaces = linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default();
+        let namespaces = linux
+            .and_then(|l| l.namespaces().as_deref())
+            .unwrap_or_default();
         for ns in namespaces {
             let f = flag(ns.typ());
             if seen.contains(f) {
@@ -85,11 +91,14 @@ impl NamespacePlan {
             }
         }
         plan.join.sort_by_key(|(f, _)| join_rank(*f));
-        if plan.new.contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        if plan
+            .new
+            .contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
             && !std::path::Path::new("/proc/self/ns/time").exists()
         {
             return Err(RuntimeError::Unsupported(
-                "this kernel has no time namespaces: remove the \"time\" namespace from the config".into(),
+                "this kernel has no time namespaces: remove the \"time\" namespace from the config"
+                    .into(),
             ));
         }
         let has_mappings = linux
@@ -110,7 +119,11 @@ impl NamespacePlan {
 
     /// Whether the container lives in a user namespace other than the runtime's.
     pub fn has_user_namespace(&self) -> bool {
-        self.new_user || self.join.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER)
+        self.new_user
+            || self
+                .join
+                .iter()
+                .any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER)
     }
 
     /// Whether the container gets (or joins) namespace `f`.
@@ -123,9 +136,13 @@ impl NamespacePlan {
 pub(crate) fn open_all(join: &[(CloneFlags, PathBuf)]) -> Result<Vec<(CloneFlags, OwnedFd)>> {
     join.iter()
         .map(|(f, path)| {
-            rustix::fs::open(path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-                .map(|fd| (*f, fd))
-                .map_err(|e| RuntimeError::sys(format!("open namespace {path:?}"), e))
+            rustix::fs::open(
+                path,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map(|fd| (*f, fd))
+            .map_err(|e| RuntimeError::sys(format!("open namespace {path:?}"), e))
         })
         .collect()
 }
@@ -133,7 +150,8 @@ pub(crate) fn open_all(join: &[(CloneFlags, PathBuf)]) -> Result<Vec<(CloneFlags
 /// Joins namespaces opened by [`open_all`], in order.
 pub(crate) fn join_all(fds: &[(CloneFlags, OwnedFd)]) -> Result<()> {
     for (f, fd) in fds {
-        setns(fd.as_fd(), *f).map_err(|e| RuntimeError::sys(format!("join {} namespace", proc_name(*f)), e))?;
+        setns(fd.as_fd(), *f)
+            .map_err(|e| RuntimeError::sys(format!("join {} namespace", proc_name(*f)), e))?;
     }
     Ok(())
 }
@@ -163,19 +181,29 @@ mod tests {
             .unwrap();
         let plan = NamespacePlan::from_linux(Some(&linux)).unwrap();
         assert_eq!(plan.new, CloneFlags::CLONE_NEWPID);
-        assert_eq!(plan.join.last().unwrap().0, CloneFlags::CLONE_NEWNS, "mnt joins last");
+        assert_eq!(
+            plan.join.last().unwrap().0,
+            CloneFlags::CLONE_NEWNS,
+            "mnt joins last"
+        );
         assert!(!plan.has_user_namespace());
     }
 
     #[test]
     fn rejects_duplicates_missing_paths_and_mapping_mismatch() {
         let dup = LinuxBuilder::default()
-            .namespaces(vec![ns(LinuxNamespaceType::Pid, None), ns(LinuxNamespaceType::Pid, None)])
+            .namespaces(vec![
+                ns(LinuxNamespaceType::Pid, None),
+                ns(LinuxNamespaceType::Pid, None),
+            ])
             .build()
             .unwrap();
         assert!(NamespacePlan::from_linux(Some(&dup)).is_err());
         let missing = LinuxBuilder::default()
-            .namespaces(vec![ns(LinuxNamespaceType::Network, Some("/nonexistent/ns"))])
+            .namespaces(vec![ns(
+                LinuxNamespaceType::Network,
+                Some("/nonexistent/ns"),
+            )])
             .build()
             .unwrap();
         assert!(NamespacePlan::from_linux(Some(&missing)).is_err());
@@ -186,7 +214,12 @@ mod tests {
         assert!(NamespacePlan::from_linux(Some(&user_no_map)).is_err());
         let map_no_user = LinuxBuilder::default()
             .namespaces(vec![])
-            .uid_mappings(vec![LinuxIdMappingBuilder::default().host_id(1000u32).container_id(0u32).size(1u32).build().unwrap()])
+            .uid_mappings(vec![LinuxIdMappingBuilder::default()
+                .host_id(1000u32)
+                .container_id(0u32)
+                .size(1u32)
+                .build()
+                .unwrap()])
             .build()
             .unwrap();
         assert!(NamespacePlan::from_linux(Some(&map_no_user)).is_err());

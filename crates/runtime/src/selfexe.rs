@@ -22,7 +22,9 @@ const SEALS: SealFlag = SealFlag::F_SEAL_SEAL
 
 /// Whether the running binary is already a sealed memfd copy.
 pub fn running_from_sealed_copy() -> bool {
-    let Ok(exe) = File::open("/proc/self/exe") else { return false };
+    let Ok(exe) = File::open("/proc/self/exe") else {
+        return false;
+    };
     match fcntl(exe.as_raw_fd(), FcntlArg::F_GET_SEALS) {
         Ok(bits) => SealFlag::from_bits_truncate(bits).contains(SEALS),
         Err(_) => false,
@@ -35,13 +37,21 @@ pub fn ensure_sealed_copy() -> Result<()> {
     if running_from_sealed_copy() {
         return Ok(());
     }
-    let mut exe = File::open("/proc/self/exe").map_err(|e| RuntimeError::io("open", "/proc/self/exe", e))?;
-    let fd = memfd_create(c"palisade-runtime", MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING)
-        .map_err(|e| RuntimeError::sys("memfd_create", e))?;
+    let mut exe =
+        File::open("/proc/self/exe").map_err(|e| RuntimeError::io("open", "/proc/self/exe", e))?;
+    let fd = memfd_create(
+        c"palisade-runtime",
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )
+    .map_err(|e| RuntimeError::sys("memfd_create", e))?;
     let mut copy = File::from(fd);
-    std::io::copy(&mut exe, &mut copy).map_err(|e| RuntimeError::io("copy runtime binary from", "/proc/self/exe", e))?;
-    fcntl(copy.as_raw_fd(), FcntlArg::F_ADD_SEALS(SEALS)).map_err(|e| RuntimeError::sys("seal runtime copy", e))?;
-    let args: Vec<CString> = std::env::args_os().filter_map(|a| CString::new(a.as_bytes()).ok()).collect();
+    std::io::copy(&mut exe, &mut copy)
+        .map_err(|e| RuntimeError::io("copy runtime binary from", "/proc/self/exe", e))?;
+    fcntl(copy.as_raw_fd(), FcntlArg::F_ADD_SEALS(SEALS))
+        .map_err(|e| RuntimeError::sys("seal runtime copy", e))?;
+    let args: Vec<CString> = std::env::args_os()
+        .filter_map(|a| CString::new(a.as_bytes()).ok())
+        .collect();
     let env: Vec<CString> = std::env::vars_os()
         .filter_map(|(k, v)| {
             let mut pair = k.as_bytes().to_vec();

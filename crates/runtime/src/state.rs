@@ -169,9 +169,8 @@ impl StateRoot {
     /// Writes the state of a container atomically (temp file, fsync, rename).
     pub fn save(&self, state: &PersistedState) -> Result<()> {
         let dir = self.container_dir(&state.id);
-        let bytes = serde_json::to_vec(state).map_err(|e| {
-            RuntimeError::io("serialize state", &dir, std::io::Error::other(e))
-        })?;
+        let bytes = serde_json::to_vec(state)
+            .map_err(|e| RuntimeError::io("serialize state", &dir, std::io::Error::other(e)))?;
         write_atomic(&dir.join(STATE_FILE), &bytes)
     }
 }
@@ -186,8 +185,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| RuntimeError::io("create", &tmp, e))?;
-    file.write_all(bytes).map_err(|e| RuntimeError::io("write", &tmp, e))?;
-    file.sync_all().map_err(|e| RuntimeError::io("fsync", &tmp, e))?;
+    file.write_all(bytes)
+        .map_err(|e| RuntimeError::io("write", &tmp, e))?;
+    file.sync_all()
+        .map_err(|e| RuntimeError::io("fsync", &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| RuntimeError::io("rename into place", path, e))
 }
 
@@ -196,7 +197,9 @@ pub fn validate_id(id: &str) -> Result<()> {
     let valid = !id.is_empty()
         && id.len() <= 1024
         && !id.starts_with('.')
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b));
     if valid {
         Ok(())
     } else {
@@ -246,7 +249,16 @@ mod tests {
         for good in ["a", "abc-123_x.y+z", "C0"] {
             validate_id(good).unwrap();
         }
-        for bad in ["", ".", "..", ".hidden", "a/b", "a b", "ünï", &"x".repeat(1025)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "a b",
+            "ünï",
+            &"x".repeat(1025),
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -256,9 +268,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = StateRoot::new(dir.path().join("root"));
         root.claim("one").unwrap();
-        assert!(matches!(root.claim("one"), Err(RuntimeError::AlreadyExists(_))));
+        assert!(matches!(
+            root.claim("one"),
+            Err(RuntimeError::AlreadyExists(_))
+        ));
         assert!(matches!(root.load("one"), Err(RuntimeError::NotFound(_))));
-        assert!(root.ids().unwrap().is_empty(), "a dir without state.json is not listed");
+        assert!(
+            root.ids().unwrap().is_empty(),
+            "a dir without state.json is not listed"
+        );
     }
 
     #[test]
@@ -267,7 +285,10 @@ mod tests {
         let root = StateRoot::new(dir.path());
         let cdir = root.claim("c").unwrap();
         fs::write(cdir.join(STATE_FILE), b"{not json").unwrap();
-        assert!(matches!(root.load("c"), Err(RuntimeError::CorruptState { .. })));
+        assert!(matches!(
+            root.load("c"),
+            Err(RuntimeError::CorruptState { .. })
+        ));
     }
 
     #[test]

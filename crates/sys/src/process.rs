@@ -62,7 +62,7 @@ pub fn cloexec_from(first: RawFd) -> io::Result<()> {
             libc::SYS_close_range,
             first,
             u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as u32,
+            libc::CLOSE_RANGE_CLOEXEC,
         )
     };
     if rc == -1 {

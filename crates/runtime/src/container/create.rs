@@ -73,18 +73,28 @@ fn create_in(
     let rootless = !nix::unistd::geteuid().is_root();
 
     let fifo_path = dir.join(state::EXEC_FIFO);
-    mkfifo(&fifo_path, Mode::from_bits_truncate(0o622)).map_err(|e| RuntimeError::io("create", &fifo_path, e.into()))?;
+    mkfifo(&fifo_path, Mode::from_bits_truncate(0o622))
+        .map_err(|e| RuntimeError::io("create", &fifo_path, e.into()))?;
     // mkfifo applies the umask; the init (maybe another uid) must be able to write it.
-    std::fs::set_permissions(&fifo_path, std::os::unix::fs::PermissionsExt::from_mode(0o622))
-        .map_err(|e| RuntimeError::io("chmod", &fifo_path, e))?;
-    let fifo = rustix::fs::open(&fifo_path, rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| RuntimeError::io("open", &fifo_path, e.into()))?;
+    std::fs::set_permissions(
+        &fifo_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o622),
+    )
+    .map_err(|e| RuntimeError::io("chmod", &fifo_path, e))?;
+    let fifo = rustix::fs::open(
+        &fifo_path,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| RuntimeError::io("open", &fifo_path, e.into()))?;
 
     let cgroup_path = linux
         .and_then(|l| l.cgroups_path().clone())
         .unwrap_or_else(|| default_cgroup_path(&opts.id));
     let resources = linux.and_then(|l| l.resources().as_ref());
-    match CgroupManager::new(Path::new(CGROUP_ROOT), &cgroup_path).and_then(|m| m.create().map(|()| m)) {
+    match CgroupManager::new(Path::new(CGROUP_ROOT), &cgroup_path)
+        .and_then(|m| m.create().map(|()| m))
+    {
         Ok(manager) => {
             // Recorded before applying limits, so a failed apply still removes the cgroup.
             let manager = &cgroup_slot.insert((manager, true)).0;
@@ -99,13 +109,25 @@ fn create_in(
         Err(e) => return Err(e.into()),
     }
     let cgroup = cgroup_slot.as_ref().map(|(m, _)| m);
-    let cgroup_dirs: Vec<(String, PathBuf)> = cgroup.map(|c| c.paths().into_iter().collect()).unwrap_or_default();
-    let cgroup_unified = matches!(palisade_cgroups::detect_setup(Path::new(CGROUP_ROOT)), Ok(palisade_cgroups::CgroupSetup::Unified));
+    let cgroup_dirs: Vec<(String, PathBuf)> = cgroup
+        .map(|c| c.paths().into_iter().collect())
+        .unwrap_or_default();
+    let cgroup_unified = matches!(
+        palisade_cgroups::detect_setup(Path::new(CGROUP_ROOT)),
+        Ok(palisade_cgroups::CgroupSetup::Unified)
+    );
 
-    let process = spec.process().as_ref().ok_or_else(|| RuntimeError::InvalidConfig("process is missing".into()))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| RuntimeError::InvalidConfig("process is missing".into()))?;
     let console_socket = match (process.terminal().unwrap_or(false), &opts.console_socket) {
         (true, Some(path)) => Some(connect(path, "--console-socket")?),
-        (true, None) => return Err(RuntimeError::InvalidConfig("process.terminal is true: pass --console-socket".into())),
+        (true, None) => {
+            return Err(RuntimeError::InvalidConfig(
+                "process.terminal is true: pass --console-socket".into(),
+            ))
+        }
         (false, _) => None,
     };
     let seccomp_listener = match checked.seccomp.as_ref().and_then(|f| f.listener_path()) {
@@ -114,7 +136,11 @@ fn create_in(
     };
     let plan = &checked.namespaces;
     let join = namespaces::open_all(&plan.join)?;
-    let owner = if rootless { nix::unistd::geteuid().to_string() } else { String::new() };
+    let owner = if rootless {
+        nix::unistd::geteuid().to_string()
+    } else {
+        String::new()
+    };
     let cp = ContainerProcess {
         spec,
         process,
@@ -150,7 +176,9 @@ fn create_in(
     let hook_spec = spec.hooks().clone();
     let annotations = spec.annotations().clone();
     let mut runtime_hooks = |pid: i32| -> Result<()> {
-        let Some(h) = hook_spec.as_ref() else { return Ok(()) };
+        let Some(h) = hook_spec.as_ref() else {
+            return Ok(());
+        };
         let state = HookState {
             oci_version: crate::OCI_VERSION,
             id: &opts.id,
@@ -181,7 +209,11 @@ fn create_in(
         rootfs: checked.rootfs.clone(),
         created: crate::time::rfc3339(SystemTime::now()),
         owner,
-        cgroup_path: if cgroup.is_some() { cgroup_path } else { PathBuf::new() },
+        cgroup_path: if cgroup.is_some() {
+            cgroup_path
+        } else {
+            PathBuf::new()
+        },
         cgroup_created: cgroup.is_some(),
         config: spec.clone(),
     };
@@ -193,15 +225,23 @@ fn create_in(
         let _ = nix::sys::signal::kill(launched.pid, nix::sys::signal::Signal::SIGKILL);
         return Err(e);
     }
-    Ok(Container { root: root.clone(), state: persisted })
+    Ok(Container {
+        root: root.clone(),
+        state: persisted,
+    })
 }
 
 /// The device rules of the config plus the devices every container gets (the default /dev
 /// set, the pty devices and the config's own `linux.devices`), as runc adds them: a rule list
 /// that starts with "deny all" must still let the container use its own /dev/null.
-fn with_default_devices(resources: &oci_spec::runtime::LinuxResources, spec: &oci_spec::runtime::Spec) -> oci_spec::runtime::LinuxResources {
+fn with_default_devices(
+    resources: &oci_spec::runtime::LinuxResources,
+    spec: &oci_spec::runtime::Spec,
+) -> oci_spec::runtime::LinuxResources {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
-    let Some(rules) = resources.devices().clone() else { return resources.clone() };
+    let Some(rules) = resources.devices().clone() else {
+        return resources.clone();
+    };
     let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>| {
         let mut r = LinuxDeviceCgroup::default();
         r.set_allow(true);
@@ -212,13 +252,31 @@ fn with_default_devices(resources: &oci_spec::runtime::LinuxResources, spec: &oc
         r
     };
     let mut out = rules;
-    for (major, minor) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)] {
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+    ] {
         out.push(rule(LinuxDeviceType::C, Some(major), Some(minor)));
     }
     // Pseudo-terminal slaves.
     out.push(rule(LinuxDeviceType::C, Some(136), None));
-    for device in spec.linux().as_ref().and_then(|l| l.devices().as_deref()).unwrap_or_default() {
-        out.push(rule(device.typ(), Some(device.major()), Some(device.minor())));
+    for device in spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default()
+    {
+        out.push(rule(
+            device.typ(),
+            Some(device.major()),
+            Some(device.minor()),
+        ));
     }
     let mut resources = resources.clone();
     resources.set_devices(Some(out));
@@ -226,12 +284,19 @@ fn with_default_devices(resources: &oci_spec::runtime::LinuxResources, spec: &oc
 }
 
 fn connect(path: &Path, what: &str) -> Result<OwnedFd> {
-    let stream = UnixStream::connect(path).map_err(|e| RuntimeError::io("connect to", path, std::io::Error::new(e.kind(), format!("{what}: {e}"))))?;
+    let stream = UnixStream::connect(path).map_err(|e| {
+        RuntimeError::io(
+            "connect to",
+            path,
+            std::io::Error::new(e.kind(), format!("{what}: {e}")),
+        )
+    })?;
     Ok(OwnedFd::from(stream))
 }
 
 /// Writes a pid file atomically (containerd reads it as soon as `create` returns).
 pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let path = std::path::absolute(path).map_err(|e| RuntimeError::io("resolve pid file", path, e))?;
+    let path =
+        std::path::absolute(path).map_err(|e| RuntimeError::io("resolve pid file", path, e))?;
     state::write_atomic(&path, pid.to_string().as_bytes())
 }

@@ -23,7 +23,10 @@ impl Container {
         if let Some(cgroup) = self.cgroup().ok().flatten() {
             if self.state.cgroup_created {
                 if let Err(e) = cgroup.destroy() {
-                    problems.push(format!("remove cgroup: {}", crate::process::launch::error_chain(&e)));
+                    problems.push(format!(
+                        "remove cgroup: {}",
+                        crate::process::launch::error_chain(&e)
+                    ));
                 }
             }
         }
@@ -33,16 +36,26 @@ impl Container {
                 problems.push(format!("remove {dir:?}: {e}"));
             }
         }
-        if let Some(hooks) = self.state.config.hooks().as_ref().and_then(|h| h.poststop().as_deref()) {
+        if let Some(hooks) = self
+            .state
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().as_deref())
+        {
             // Poststop failures are logged, never fatal (OCI spec).
-            if let Err(e) = crate::hooks::run_hooks("poststop", hooks, &self.hook_state("stopped")) {
+            if let Err(e) = crate::hooks::run_hooks("poststop", hooks, &self.hook_state("stopped"))
+            {
                 tracing::warn!(error = %e, "poststop hook failed");
             }
         }
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(RuntimeError::Init(format!("delete left things behind: {}", problems.join("; "))))
+            Err(RuntimeError::Init(format!(
+                "delete left things behind: {}",
+                problems.join("; ")
+            )))
         }
     }
 
@@ -53,7 +66,10 @@ impl Container {
         let mut pause = Duration::from_micros(100);
         while state::init_alive(&self.state) {
             if Instant::now() > deadline {
-                return Err(RuntimeError::Init(format!("container {:?} did not die after SIGKILL", self.state.id)));
+                return Err(RuntimeError::Init(format!(
+                    "container {:?} did not die after SIGKILL",
+                    self.state.id
+                )));
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(10));
@@ -61,7 +77,8 @@ impl Container {
         if let Some(cgroup) = self.cgroup().ok().flatten() {
             // Processes outside the init's pid namespace may linger in the cgroup.
             let deadline = Instant::now() + Duration::from_secs(5);
-            while cgroup.pids().map(|p| !p.is_empty()).unwrap_or(false) && Instant::now() < deadline {
+            while cgroup.pids().map(|p| !p.is_empty()).unwrap_or(false) && Instant::now() < deadline
+            {
                 let _ = cgroup.kill_all(Signal::SIGKILL as i32);
                 std::thread::sleep(Duration::from_millis(5));
             }

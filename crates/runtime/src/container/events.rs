@@ -19,6 +19,10 @@ impl Container {
     /// A `stats` event with the container's current cgroup statistics.
     pub fn stats_event(&self) -> Result<Event<palisade_cgroups::Stats>> {
         let stats = self.require_cgroup()?.stats()?;
-        Ok(Event { kind: "stats", id: self.state.id.clone(), data: Some(stats) })
+        Ok(Event {
+            kind: "stats",
+            id: self.state.id.clone(),
+            data: Some(stats),
+        })
     }
 }

@@ -55,14 +55,22 @@ impl Container {
             CloneFlags::from_bits_retain(libc::CLONE_NEWTIME),
             CloneFlags::CLONE_NEWNS,
         ] {
-            let wanted = if flag == CloneFlags::CLONE_NEWUSER { plan.has_user_namespace() } else { plan.has(flag) };
+            let wanted = if flag == CloneFlags::CLONE_NEWUSER {
+                plan.has_user_namespace()
+            } else {
+                plan.has(flag)
+            };
             if !wanted {
                 continue;
             }
             let name = namespaces::proc_name(flag);
             let path = PathBuf::from(format!("/proc/{init}/ns/{name}"));
-            let fd = rustix::fs::open(&path, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-                .map_err(|e| RuntimeError::io("open namespace", &path, e.into()))?;
+            let fd = rustix::fs::open(
+                &path,
+                rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| RuntimeError::io("open namespace", &path, e.into()))?;
             join.push((flag, fd));
         }
         let caps = CapabilityPlan::from_spec(opts.process.capabilities().as_ref())?;
@@ -75,13 +83,28 @@ impl Container {
         )
         .map_err(|e| RuntimeError::InvalidConfig(format!("landlock annotation: {e}")))?;
         let landlock = landlock.is_enabled().then_some(landlock);
-        let console_socket = match (opts.process.terminal().unwrap_or(false), &opts.console_socket) {
-            (true, Some(path)) => Some(OwnedFd::from(UnixStream::connect(path).map_err(|e| RuntimeError::io("connect to console socket", path, e))?)),
-            (true, None) => return Err(RuntimeError::InvalidConfig("--tty needs --console-socket".into())),
+        let console_socket = match (
+            opts.process.terminal().unwrap_or(false),
+            &opts.console_socket,
+        ) {
+            (true, Some(path)) => {
+                Some(OwnedFd::from(UnixStream::connect(path).map_err(|e| {
+                    RuntimeError::io("connect to console socket", path, e)
+                })?))
+            }
+            (true, None) => {
+                return Err(RuntimeError::InvalidConfig(
+                    "--tty needs --console-socket".into(),
+                ))
+            }
             (false, _) => None,
         };
         let seccomp_listener = match seccomp.as_ref().and_then(|f| f.listener_path()) {
-            Some(path) => Some(OwnedFd::from(UnixStream::connect(path).map_err(|e| RuntimeError::io("connect to seccomp listener", path, e))?)),
+            Some(path) => {
+                Some(OwnedFd::from(UnixStream::connect(path).map_err(|e| {
+                    RuntimeError::io("connect to seccomp listener", path, e)
+                })?))
+            }
             None => None,
         };
         let setgroups_allowed = std::fs::read_to_string(format!("/proc/{init}/setgroups"))
@@ -114,6 +137,8 @@ impl Container {
         if let Some(path) = &opts.pid_file {
             super::create::write_pid_file(path, launched.pid.as_raw())?;
         }
-        Ok(ExecOutcome { pid: launched.pid.as_raw() })
+        Ok(ExecOutcome {
+            pid: launched.pid.as_raw(),
+        })
     }
 }

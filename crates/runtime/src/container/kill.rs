@@ -14,7 +14,11 @@ pub fn parse_signal(text: &str) -> Result<Signal> {
         return Signal::try_from(number).map_err(|_| invalid());
     }
     let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
     name.parse::<Signal>().map_err(|_| invalid())
 }
 
@@ -33,7 +37,8 @@ impl Container {
         if status == Status::Stopped {
             return Ok(());
         }
-        kill(Pid::from_raw(self.state.init_pid), signal).map_err(|e| RuntimeError::sys(format!("send {signal} to the init"), e))?;
+        kill(Pid::from_raw(self.state.init_pid), signal)
+            .map_err(|e| RuntimeError::sys(format!("send {signal} to the init"), e))?;
         // A paused container would never act on the signal: thaw it for SIGKILL, as runc does.
         if signal == Signal::SIGKILL && status == Status::Paused {
             if let Some(cgroup) = self.cgroup()? {

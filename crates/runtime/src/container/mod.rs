@@ -53,7 +53,10 @@ impl Container {
     /// Loads container `id` from `root`.
     pub fn load(root: &StateRoot, id: &str) -> Result<Self> {
         let state = root.load(id)?;
-        Ok(Self { root: root.clone(), state })
+        Ok(Self {
+            root: root.clone(),
+            state,
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -81,7 +84,10 @@ impl Container {
             return Status::Created;
         }
         if let Ok(Some(cgroup)) = self.cgroup() {
-            if matches!(cgroup.freezer_state(), Ok(palisade_cgroups::FreezerState::Frozen)) {
+            if matches!(
+                cgroup.freezer_state(),
+                Ok(palisade_cgroups::FreezerState::Frozen)
+            ) {
                 return Status::Paused;
             }
         }
@@ -94,7 +100,11 @@ impl Container {
         StateReport {
             oci_version: crate::OCI_VERSION.to_owned(),
             id: self.state.id.clone(),
-            pid: if status == Status::Stopped { 0 } else { self.state.init_pid },
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.state.init_pid
+            },
             status,
             bundle: self.state.bundle.clone(),
             rootfs: self.state.rootfs.clone(),
@@ -109,7 +119,10 @@ impl Container {
         if self.state.cgroup_path.as_os_str().is_empty() {
             return Ok(None);
         }
-        Ok(Some(CgroupManager::new(Path::new(CGROUP_ROOT), &self.state.cgroup_path)?))
+        Ok(Some(CgroupManager::new(
+            Path::new(CGROUP_ROOT),
+            &self.state.cgroup_path,
+        )?))
     }
 
     pub(crate) fn require_cgroup(&self) -> Result<CgroupManager> {
@@ -118,8 +131,18 @@ impl Container {
         })
     }
 
-    fn wrong_status(&self, status: Status, operation: &'static str, expected: &'static str) -> RuntimeError {
-        RuntimeError::WrongStatus { id: self.state.id.clone(), status: status.as_str(), operation, expected }
+    fn wrong_status(
+        &self,
+        status: Status,
+        operation: &'static str,
+        expected: &'static str,
+    ) -> RuntimeError {
+        RuntimeError::WrongStatus {
+            id: self.state.id.clone(),
+            status: status.as_str(),
+            operation,
+            expected,
+        }
     }
 
     pub(crate) fn hook_state<'a>(&'a self, status: &'a str) -> crate::hooks::HookState<'a> {

@@ -20,10 +20,21 @@ impl Container {
         if json {
             return Ok(PsOutput::Pids(pids));
         }
-        let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.to_vec() };
-        let out = Command::new("ps").args(&args).output().map_err(|e| RuntimeError::sys("run ps", e))?;
+        let args: Vec<String> = if ps_args.is_empty() {
+            vec!["-ef".into()]
+        } else {
+            ps_args.to_vec()
+        };
+        let out = Command::new("ps")
+            .args(&args)
+            .output()
+            .map_err(|e| RuntimeError::sys("run ps", e))?;
         if !out.status.success() {
-            return Err(RuntimeError::Init(format!("ps {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())));
+            return Err(RuntimeError::Init(format!(
+                "ps {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let mut lines = text.lines();
@@ -34,7 +45,10 @@ impl Container {
             .ok_or_else(|| RuntimeError::Init("ps output has no PID column".into()))?;
         let mut table = format!("{header}\n");
         for line in lines {
-            let pid = line.split_whitespace().nth(column).and_then(|p| p.parse::<i32>().ok());
+            let pid = line
+                .split_whitespace()
+                .nth(column)
+                .and_then(|p| p.parse::<i32>().ok());
             if pid.is_some_and(|p| pids.binary_search(&p).is_ok()) {
                 table.push_str(line);
                 table.push('\n');

@@ -17,14 +17,23 @@ impl Container {
         }
         let fifo = self.fifo();
         // Non-blocking open: if the init died, a blocking open would wait forever.
-        let reader = rustix::fs::open(&fifo, rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-            .map_err(|e| RuntimeError::io("open", &fifo, e.into()))?;
+        let reader = rustix::fs::open(
+            &fifo,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| RuntimeError::io("open", &fifo, e.into()))?;
         loop {
-            let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&reader), PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(
+                std::os::fd::AsFd::as_fd(&reader),
+                PollFlags::POLLIN,
+            )];
             match poll(&mut fds, PollTimeout::from(100u16)) {
                 Ok(0) | Err(nix::errno::Errno::EINTR) => {
                     if !state::init_alive(&self.state) {
-                        return Err(RuntimeError::Init("the container's init exited before start".into()));
+                        return Err(RuntimeError::Init(
+                            "the container's init exited before start".into(),
+                        ));
                     }
                 }
                 Ok(_) => {
@@ -40,9 +49,16 @@ impl Container {
             }
         }
         std::fs::remove_file(&fifo).map_err(|e| RuntimeError::io("remove", &fifo, e))?;
-        if let Some(hooks) = self.state.config.hooks().as_ref().and_then(|h| h.poststart().as_deref()) {
+        if let Some(hooks) = self
+            .state
+            .config
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().as_deref())
+        {
             // A failing poststart hook is reported but does not stop the container (OCI spec).
-            if let Err(e) = crate::hooks::run_hooks("poststart", hooks, &self.hook_state("running")) {
+            if let Err(e) = crate::hooks::run_hooks("poststart", hooks, &self.hook_state("running"))
+            {
                 tracing::warn!(error = %e, "poststart hook failed");
             }
         }

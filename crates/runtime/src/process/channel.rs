@@ -3,7 +3,7 @@
 //! A `SOCK_SEQPACKET` socket pair keeps message boundaries, so each message is one JSON datagram.
 //! If the other side dies, `recv` returns end-of-file instead of hanging.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ impl Channel {
     pub(crate) fn send(&self, message: &Message) -> Result<()> {
         let bytes = serde_json::to_vec(message)
             .map_err(|e| RuntimeError::sys("encode message", std::io::Error::other(e)))?;
-        socket::send(self.fd.as_fd().as_raw_fd_compat(), &bytes, MsgFlags::MSG_NOSIGNAL)
+        socket::send(self.fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL)
             .map_err(|e| RuntimeError::sys("send on setup channel", e))?;
         Ok(())
     }
@@ -62,7 +62,7 @@ impl Channel {
     pub(crate) fn recv(&self) -> Result<Message> {
         let mut buf = vec![0u8; 64 * 1024];
         let n = loop {
-            match socket::recv(self.fd.as_fd().as_raw_fd_compat(), &mut buf, MsgFlags::empty()) {
+            match socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(n) => break n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(RuntimeError::sys("receive on setup channel", e)),
@@ -89,17 +89,6 @@ impl Channel {
     }
 }
 
-trait AsRawFdCompat {
-    fn as_raw_fd_compat(&self) -> std::os::fd::RawFd;
-}
-
-impl AsRawFdCompat for std::os::fd::BorrowedFd<'_> {
-    fn as_raw_fd_compat(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.as_raw_fd()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,7 +98,10 @@ mod tests {
         let (a, b) = Channel::pair().unwrap();
         a.send(&Message::ContainerPid { pid: 42 }).unwrap();
         assert_eq!(b.recv().unwrap(), Message::ContainerPid { pid: 42 });
-        a.send(&Message::Failed { message: "boom".into() }).unwrap();
+        a.send(&Message::Failed {
+            message: "boom".into(),
+        })
+        .unwrap();
         assert!(matches!(b.expect(&Message::Ready), Err(RuntimeError::Init(m)) if m == "boom"));
         drop(a);
         assert!(matches!(b.recv().unwrap(), Message::Failed { .. }));

@@ -17,9 +17,8 @@ use crate::error::{Result, RuntimeError};
 pub(crate) fn parse_caps<'a>(names: impl IntoIterator<Item = &'a String>) -> Result<CapsHashSet> {
     let mut out = CapsHashSet::new();
     for name in names {
-        let cap = Capability::from_str(&name.to_ascii_uppercase()).map_err(|_| {
-            RuntimeError::InvalidConfig(format!("unknown capability {name:?}"))
-        })?;
+        let cap = Capability::from_str(&name.to_ascii_uppercase())
+            .map_err(|_| RuntimeError::InvalidConfig(format!("unknown capability {name:?}")))?;
         out.insert(cap);
     }
     Ok(out)
@@ -37,7 +36,9 @@ pub(crate) struct CapabilityPlan {
 
 impl CapabilityPlan {
     pub(crate) fn from_spec(caps: Option<&LinuxCapabilities>) -> Result<Self> {
-        let Some(caps) = caps else { return Ok(Self::default()) };
+        let Some(caps) = caps else {
+            return Ok(Self::default());
+        };
         // oci-spec already parsed names into its own enum; go through strings so the caps
         // crate (which does the syscalls) owns the mapping.
         let conv = |set: &Option<oci_spec::runtime::Capabilities>| -> Result<CapsHashSet> {
@@ -61,7 +62,10 @@ impl CapabilityPlan {
         for cap in caps::runtime::thread_all_supported() {
             if !self.bounding.contains(&cap) {
                 caps::drop(None, CapSet::Bounding, cap).map_err(|e| {
-                    RuntimeError::sys(format!("drop {cap} from the bounding set"), std::io::Error::other(e.to_string()))
+                    RuntimeError::sys(
+                        format!("drop {cap} from the bounding set"),
+                        std::io::Error::other(e.to_string()),
+                    )
                 })?;
             }
         }
@@ -70,13 +74,27 @@ impl CapabilityPlan {
 
     /// Sets the effective, permitted, inheritable and ambient sets.
     pub(crate) fn apply_sets(&self) -> Result<()> {
-        let err = |what: &str, e: caps::errors::CapsError| RuntimeError::sys(format!("set {what} capabilities"), std::io::Error::other(e.to_string()));
+        let err = |what: &str, e: caps::errors::CapsError| {
+            RuntimeError::sys(
+                format!("set {what} capabilities"),
+                std::io::Error::other(e.to_string()),
+            )
+        };
         // Effective must be a subset of permitted at every step, so shrink effective first.
-        caps::set(None, CapSet::Effective, &self.effective.intersection(&self.permitted).copied().collect())
-            .or_else(|_| caps::clear(None, CapSet::Effective))
-            .map_err(|e| err("effective", e))?;
+        caps::set(
+            None,
+            CapSet::Effective,
+            &self
+                .effective
+                .intersection(&self.permitted)
+                .copied()
+                .collect(),
+        )
+        .or_else(|_| caps::clear(None, CapSet::Effective))
+        .map_err(|e| err("effective", e))?;
         caps::set(None, CapSet::Permitted, &self.permitted).map_err(|e| err("permitted", e))?;
-        caps::set(None, CapSet::Inheritable, &self.inheritable).map_err(|e| err("inheritable", e))?;
+        caps::set(None, CapSet::Inheritable, &self.inheritable)
+            .map_err(|e| err("inheritable", e))?;
         caps::set(None, CapSet::Effective, &self.effective).map_err(|e| err("effective", e))?;
         caps::clear(None, CapSet::Ambient).map_err(|e| err("ambient", e))?;
         for cap in &self.ambient {
@@ -110,8 +128,10 @@ pub(crate) fn switch_user(user: &User, setgroups_allowed: bool) -> Result<()> {
             "additionalGids cannot be set: setgroups is denied in this user namespace".into(),
         ));
     }
-    nix::unistd::setresgid(gid, gid, gid).map_err(|e| RuntimeError::sys(format!("setresgid {gid}"), e))?;
-    nix::unistd::setresuid(uid, uid, uid).map_err(|e| RuntimeError::sys(format!("setresuid {uid}"), e))?;
+    nix::unistd::setresgid(gid, gid, gid)
+        .map_err(|e| RuntimeError::sys(format!("setresgid {gid}"), e))?;
+    nix::unistd::setresuid(uid, uid, uid)
+        .map_err(|e| RuntimeError::sys(format!("setresuid {uid}"), e))?;
     nix::sys::prctl::set_keepcaps(false).map_err(|e| RuntimeError::sys("PR_SET_KEEPCAPS", e))?;
     if let Some(mask) = user.umask() {
         palisade_sys::process::set_umask(mask);

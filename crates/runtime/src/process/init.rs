@@ -54,9 +54,21 @@ pub(crate) enum Role<'a> {
 pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Result<Infallible> {
     nix::unistd::setsid().map_err(|e| RuntimeError::sys("setsid", e))?;
     let terminal = cp.process.terminal().unwrap_or(false);
-    if let Role::Init { rootfs: rootfs_path, no_pivot, new_mount_namespace, new_uts_namespace, cgroup_namespace, cgroup_dirs, cgroup_unified, .. } = &cp.role {
+    if let Role::Init {
+        rootfs: rootfs_path,
+        no_pivot,
+        new_mount_namespace,
+        new_uts_namespace,
+        cgroup_namespace,
+        cgroup_dirs,
+        cgroup_unified,
+        ..
+    } = &cp.role
+    {
         if !new_mount_namespace {
-            return Err(RuntimeError::InvalidConfig("a container needs its own mount namespace".into()));
+            return Err(RuntimeError::InvalidConfig(
+                "a container needs its own mount namespace".into(),
+            ));
         }
         let plan = RootfsPlan {
             spec: cp.spec,
@@ -78,27 +90,48 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
         let host_pid = match chan.recv()? {
             Message::RuntimeHooksDone { pid } => pid,
             Message::Failed { message } => return Err(RuntimeError::Init(message)),
-            other => return Err(RuntimeError::Init(format!("protocol error: unexpected {other:?}"))),
+            other => {
+                return Err(RuntimeError::Init(format!(
+                    "protocol error: unexpected {other:?}"
+                )))
+            }
         };
-        if let Some(h) = cp.spec.hooks().as_ref().and_then(|h| h.create_container().as_deref()) {
+        if let Some(h) = cp
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.create_container().as_deref())
+        {
             hooks::run_hooks("createContainer", h, &hook_state(cp, "created", host_pid))?;
         }
         rootfs::enter(rootfs_path, *no_pivot)?;
         rootfs::finish(cp.spec)?;
         if let Some(hostname) = cp.spec.hostname() {
             if !new_uts_namespace {
-                return Err(RuntimeError::InvalidConfig("hostname needs a new uts namespace".into()));
+                return Err(RuntimeError::InvalidConfig(
+                    "hostname needs a new uts namespace".into(),
+                ));
             }
             nix::unistd::sethostname(hostname).map_err(|e| RuntimeError::sys("sethostname", e))?;
         }
         if let Some(domain) = cp.spec.domainname() {
             if !new_uts_namespace {
-                return Err(RuntimeError::InvalidConfig("domainname needs a new uts namespace".into()));
+                return Err(RuntimeError::InvalidConfig(
+                    "domainname needs a new uts namespace".into(),
+                ));
             }
-            std::fs::write("/proc/sys/kernel/domainname", domain)
-                .map_err(|e| RuntimeError::io("set domainname via", "/proc/sys/kernel/domainname", e))?;
+            std::fs::write("/proc/sys/kernel/domainname", domain).map_err(|e| {
+                RuntimeError::io("set domainname via", "/proc/sys/kernel/domainname", e)
+            })?;
         }
-        for (key, value) in cp.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()).into_iter().flatten() {
+        for (key, value) in cp
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.sysctl().as_ref())
+            .into_iter()
+            .flatten()
+        {
             let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
             std::fs::write(&path, value).map_err(|e| RuntimeError::io("write sysctl", path, e))?;
         }
@@ -110,7 +143,8 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
     }
 
     let cwd = cp.process.cwd();
-    nix::unistd::chdir(cwd).map_err(|e| RuntimeError::sys(format!("chdir to {cwd:?} (process.cwd)"), e))?;
+    nix::unistd::chdir(cwd)
+        .map_err(|e| RuntimeError::sys(format!("chdir to {cwd:?} (process.cwd)"), e))?;
     check_cwd_inside()?;
     super::limits::apply(cp.spec, cp.process)?;
 
@@ -124,30 +158,57 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
     identity::switch_user(cp.process.user(), cp.setgroups_allowed)?;
     cp.caps.apply_sets()?;
     if nnp {
-        nix::sys::prctl::set_no_new_privs().map_err(|e| RuntimeError::sys("PR_SET_NO_NEW_PRIVS", e))?;
+        nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| RuntimeError::sys("PR_SET_NO_NEW_PRIVS", e))?;
     }
-    let env: Vec<CString> = cp.process.env().as_deref().unwrap_or_default().iter().filter_map(|e| CString::new(e.as_bytes()).ok()).collect();
-    let args: Vec<CString> = cp.process.args().as_deref().unwrap_or_default().iter().map(|a| CString::new(a.as_bytes())).collect::<std::result::Result<_, _>>()
+    let env: Vec<CString> = cp
+        .process
+        .env()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| CString::new(e.as_bytes()).ok())
+        .collect();
+    let args: Vec<CString> = cp
+        .process
+        .args()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<std::result::Result<_, _>>()
         .map_err(|_| RuntimeError::InvalidConfig("process.args contains a NUL byte".into()))?;
-    let program = args.first().ok_or_else(|| RuntimeError::InvalidConfig("process.args must not be empty".into()))?;
-    let exe = find_executable(program.to_str().unwrap_or_default(), cp.process.env().as_deref().unwrap_or_default())?;
+    let program = args
+        .first()
+        .ok_or_else(|| RuntimeError::InvalidConfig("process.args must not be empty".into()))?;
+    let exe = find_executable(
+        program.to_str().unwrap_or_default(),
+        cp.process.env().as_deref().unwrap_or_default(),
+    )?;
 
     if let Role::Init { fifo, .. } = &cp.role {
         chan.send(&Message::Ready)?;
         wait_for_start(fifo)?;
-        if let Some(h) = cp.spec.hooks().as_ref().and_then(|h| h.start_container().as_deref()) {
+        if let Some(h) = cp
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().as_deref())
+        {
             hooks::run_hooks("startContainer", h, &hook_state(cp, "running", 0))?;
         }
     } else {
         chan.send(&Message::Ready)?;
     }
     // Nothing the runtime opened may reach the user's program (CVE-2024-21626).
-    palisade_sys::process::cloexec_from(3 + cp.preserve_fds as i32).map_err(|e| RuntimeError::sys("close_range", e))?;
+    palisade_sys::process::cloexec_from(3 + cp.preserve_fds as i32)
+        .map_err(|e| RuntimeError::sys("close_range", e))?;
     if nnp {
         install_landlock(cp)?;
         install_seccomp(cp)?;
     }
-    let exe_c = CString::new(exe.as_os_str().as_encoded_bytes()).map_err(|_| RuntimeError::InvalidConfig("executable path contains a NUL byte".into()))?;
+    let exe_c = CString::new(exe.as_os_str().as_encoded_bytes())
+        .map_err(|_| RuntimeError::InvalidConfig("executable path contains a NUL byte".into()))?;
     let err = match nix::unistd::execve(&exe_c, &args, &env) {
         Err(e) => e,
         Ok(never) => match never {},
@@ -171,7 +232,9 @@ fn hook_state<'a>(cp: &'a ContainerProcess<'a>, status: &'a str, pid: i32) -> Ho
 fn check_cwd_inside() -> Result<()> {
     let cwd = nix::unistd::getcwd().map_err(|e| RuntimeError::sys("getcwd", e))?;
     if !cwd.is_absolute() || cwd.to_string_lossy().starts_with("(unreachable)") {
-        return Err(RuntimeError::InvalidConfig(format!("working directory {cwd:?} is outside the container")));
+        return Err(RuntimeError::InvalidConfig(format!(
+            "working directory {cwd:?} is outside the container"
+        )));
     }
     Ok(())
 }
@@ -179,22 +242,29 @@ fn check_cwd_inside() -> Result<()> {
 /// Blocks until `start` opens the FIFO for reading, then tells it we are going.
 fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
     let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let writer = rustix::fs::open(path.as_str(), rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-        .map_err(|e| RuntimeError::sys("open exec fifo", std::io::Error::from(e)))?;
+    let writer = rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| RuntimeError::sys("open exec fifo", std::io::Error::from(e)))?;
     nix::unistd::write(&writer, b"0").map_err(|e| RuntimeError::sys("write exec fifo", e))?;
     Ok(())
 }
 
 fn install_landlock(cp: &ContainerProcess<'_>) -> Result<()> {
     if let Some(policy) = cp.landlock {
-        palisade_seccomp::landlock::restrict_to_root(policy)
-            .map_err(|e| RuntimeError::Init(format!("landlock: {}", super::launch::error_chain(&e))))?;
+        palisade_seccomp::landlock::restrict_to_root(policy).map_err(|e| {
+            RuntimeError::Init(format!("landlock: {}", super::launch::error_chain(&e)))
+        })?;
     }
     Ok(())
 }
 
 fn install_seccomp(cp: &ContainerProcess<'_>) -> Result<()> {
-    let Some(filter) = cp.seccomp else { return Ok(()) };
+    let Some(filter) = cp.seccomp else {
+        return Ok(());
+    };
     let listener = filter.install()?;
     if let (Some(fd), Some(socket)) = (listener, cp.seccomp_listener.as_ref()) {
         let state = serde_json::json!({
@@ -221,7 +291,9 @@ pub(crate) fn find_executable(program: &str, env: &[String]) -> Result<PathBuf> 
         return if is_executable(Path::new(program)) {
             Ok(PathBuf::from(program))
         } else {
-            Err(RuntimeError::Init(format!("exec: {program:?}: no such file or executable")))
+            Err(RuntimeError::Init(format!(
+                "exec: {program:?}: no such file or executable"
+            )))
         };
     }
     let path = env
@@ -234,7 +306,9 @@ pub(crate) fn find_executable(program: &str, env: &[String]) -> Result<PathBuf> 
             return Ok(candidate);
         }
     }
-    Err(RuntimeError::Init(format!("exec: {program:?}: executable file not found in $PATH")))
+    Err(RuntimeError::Init(format!(
+        "exec: {program:?}: executable file not found in $PATH"
+    )))
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -55,14 +55,17 @@ pub(crate) fn launch(req: LaunchRequest<'_>, hooks: RuntimeHooks<'_>) -> Result<
     let (ours, theirs) = Channel::pair()?;
     // The forked processes carry host descriptors and the host binary until they exec: keep
     // the container from ptracing them or opening their /proc/<pid>/{exe,fd} (CVE-2019-5736).
-    palisade_sys::process::set_dumpable(false).map_err(|e| RuntimeError::sys("PR_SET_DUMPABLE", e))?;
+    palisade_sys::process::set_dumpable(false)
+        .map_err(|e| RuntimeError::sys("PR_SET_DUMPABLE", e))?;
     let intermediate = match fork().map_err(|e| RuntimeError::sys("fork", e))? {
         Forked::Child => {
             drop(ours);
             let code = match intermediate_main(&req, &theirs) {
                 Ok(()) => 0,
                 Err(e) => {
-                    let _ = theirs.send(&Message::Failed { message: error_chain(&e) });
+                    let _ = theirs.send(&Message::Failed {
+                        message: error_chain(&e),
+                    });
                     1
                 }
             };
@@ -116,26 +119,36 @@ fn drive(
                 let pid = Pid::from_raw(pid);
                 *container = Some(pid);
                 if let Some(adj) = req.process.process.oom_score_adj() {
-                    std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
-                        .map_err(|e| RuntimeError::io("set oom_score_adj of", format!("/proc/{pid}"), e))?;
+                    std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string()).map_err(
+                        |e| RuntimeError::io("set oom_score_adj of", format!("/proc/{pid}"), e),
+                    )?;
                 }
             }
             message @ (Message::RunRuntimeHooks | Message::Ready) if container.is_none() => {
                 if parked.replace(message).is_some() {
-                    return Err(RuntimeError::Init("protocol error: two messages before the pid".into()));
+                    return Err(RuntimeError::Init(
+                        "protocol error: two messages before the pid".into(),
+                    ));
                 }
             }
             Message::RunRuntimeHooks => {
-                let pid = container.ok_or_else(|| RuntimeError::Init("hooks requested before the pid was known".into()))?;
+                let pid = container.ok_or_else(|| {
+                    RuntimeError::Init("hooks requested before the pid was known".into())
+                })?;
                 hooks(pid.as_raw())?;
                 chan.send(&Message::RuntimeHooksDone { pid: pid.as_raw() })?;
             }
             Message::Ready => {
-                let pid = container.ok_or_else(|| RuntimeError::Init("ready before the pid was known".into()))?;
+                let pid = container
+                    .ok_or_else(|| RuntimeError::Init("ready before the pid was known".into()))?;
                 return Ok(Launched { pid });
             }
             Message::Failed { message } => return Err(RuntimeError::Init(message)),
-            other => return Err(RuntimeError::Init(format!("protocol error: unexpected {other:?}"))),
+            other => {
+                return Err(RuntimeError::Init(format!(
+                    "protocol error: unexpected {other:?}"
+                )))
+            }
         }
     }
 }
@@ -144,15 +157,22 @@ fn intermediate_main(req: &LaunchRequest<'_>, chan: &Channel) -> Result<()> {
     chan.expect(&Message::Proceed)?;
     namespaces::join_all(&req.join)?;
     if req.new_user {
-        unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| RuntimeError::sys("create user namespace", e))?;
-        chan.send(&Message::WriteIdMaps { pid: nix::unistd::getpid().as_raw() })?;
+        unshare(CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| RuntimeError::sys("create user namespace", e))?;
+        chan.send(&Message::WriteIdMaps {
+            pid: nix::unistd::getpid().as_raw(),
+        })?;
         chan.expect(&Message::IdMapsWritten)?;
         become_root_if_mapped()?;
     }
     if !req.new.is_empty() {
-        unshare(req.new).map_err(|e| RuntimeError::sys(format!("create namespaces {:?}", req.new), e))?;
+        unshare(req.new)
+            .map_err(|e| RuntimeError::sys(format!("create namespaces {:?}", req.new), e))?;
     }
-    if req.new.contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)) {
+    if req
+        .new
+        .contains(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+    {
         write_time_offsets(req.spec)?;
     }
     match fork().map_err(|e| RuntimeError::sys("fork container process", e))? {
@@ -160,7 +180,9 @@ fn intermediate_main(req: &LaunchRequest<'_>, chan: &Channel) -> Result<()> {
             let code = match init::container_main(&req.process, chan) {
                 Ok(never) => match never {},
                 Err(e) => {
-                    let _ = chan.send(&Message::Failed { message: error_chain(&e) });
+                    let _ = chan.send(&Message::Failed {
+                        message: error_chain(&e),
+                    });
                     1
                 }
             };
@@ -176,7 +198,14 @@ fn become_root_if_mapped() -> Result<()> {
     let root = nix::unistd::Uid::from_raw(0);
     let group = nix::unistd::Gid::from_raw(0);
     let _ = nix::unistd::setresgid(group, group, group);
-    nix::unistd::setresuid(root, root, root).or_else(|e| if e == nix::errno::Errno::EINVAL { Ok(()) } else { Err(e) })
+    nix::unistd::setresuid(root, root, root)
+        .or_else(|e| {
+            if e == nix::errno::Errno::EINVAL {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
         .map_err(|e| RuntimeError::sys("become root of the user namespace", e))
 }
 
@@ -189,50 +218,82 @@ fn format_map(mappings: &[LinuxIdMapping]) -> String {
 
 fn write_id_maps(spec: &Spec, pid: i32) -> Result<()> {
     let linux = spec.linux().as_ref();
-    let uids = linux.and_then(|l| l.uid_mappings().clone()).unwrap_or_default();
-    let gids = linux.and_then(|l| l.gid_mappings().clone()).unwrap_or_default();
+    let uids = linux
+        .and_then(|l| l.uid_mappings().clone())
+        .unwrap_or_default();
+    let gids = linux
+        .and_then(|l| l.gid_mappings().clone())
+        .unwrap_or_default();
     let base = PathBuf::from(format!("/proc/{pid}"));
     let rootless = !nix::unistd::geteuid().is_root();
     if rootless {
         let own_uid = nix::unistd::geteuid().as_raw();
         let own_gid = nix::unistd::getegid().as_raw();
-        let simple = |maps: &[LinuxIdMapping], own: u32| maps.len() == 1 && maps[0].host_id() == own && maps[0].size() == 1;
+        let simple = |maps: &[LinuxIdMapping], own: u32| {
+            maps.len() == 1 && maps[0].host_id() == own && maps[0].size() == 1
+        };
         if !(simple(&uids, own_uid) && simple(&gids, own_gid)) {
             // Ranges beyond our own id need the setuid helpers and /etc/sub{u,g}id.
             map_with_helper("newuidmap", pid, &uids)?;
             return map_with_helper("newgidmap", pid, &gids);
         }
         // An unprivileged process may only map its own gid after giving up setgroups.
-        std::fs::write(base.join("setgroups"), "deny").map_err(|e| RuntimeError::io("write", base.join("setgroups"), e))?;
+        std::fs::write(base.join("setgroups"), "deny")
+            .map_err(|e| RuntimeError::io("write", base.join("setgroups"), e))?;
     }
-    std::fs::write(base.join("uid_map"), format_map(&uids)).map_err(|e| RuntimeError::io("write", base.join("uid_map"), e))?;
-    std::fs::write(base.join("gid_map"), format_map(&gids)).map_err(|e| RuntimeError::io("write", base.join("gid_map"), e))
+    std::fs::write(base.join("uid_map"), format_map(&uids))
+        .map_err(|e| RuntimeError::io("write", base.join("uid_map"), e))?;
+    std::fs::write(base.join("gid_map"), format_map(&gids))
+        .map_err(|e| RuntimeError::io("write", base.join("gid_map"), e))
 }
 
 fn map_with_helper(helper: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
     let mut cmd = std::process::Command::new(helper);
     cmd.arg(pid.to_string());
     for m in maps {
-        cmd.args([m.container_id().to_string(), m.host_id().to_string(), m.size().to_string()]);
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
     }
-    let status = cmd.status().map_err(|e| RuntimeError::sys(format!("run {helper} (install the uidmap package)"), e))?;
+    let status = cmd
+        .status()
+        .map_err(|e| RuntimeError::sys(format!("run {helper} (install the uidmap package)"), e))?;
     if !status.success() {
-        return Err(RuntimeError::Init(format!("{helper} failed with {status}: check /etc/subuid and /etc/subgid")));
+        return Err(RuntimeError::Init(format!(
+            "{helper} failed with {status}: check /etc/subuid and /etc/subgid"
+        )));
     }
     Ok(())
 }
 
 fn write_time_offsets(spec: &Spec) -> Result<()> {
-    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else { return Ok(()) };
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
+        return Ok(());
+    };
     let mut text = String::new();
     for (clock, offset) in offsets {
         let name = match clock.as_str() {
             "monotonic" | "boottime" => clock.as_str(),
-            other => return Err(RuntimeError::InvalidConfig(format!("unknown time offset clock {other:?}"))),
+            other => {
+                return Err(RuntimeError::InvalidConfig(format!(
+                    "unknown time offset clock {other:?}"
+                )))
+            }
         };
-        text.push_str(&format!("{name} {} {}\n", offset.secs().unwrap_or(0), offset.nanosecs().unwrap_or(0)));
+        text.push_str(&format!(
+            "{name} {} {}\n",
+            offset.secs().unwrap_or(0),
+            offset.nanosecs().unwrap_or(0)
+        ));
     }
-    std::fs::write("/proc/self/timens_offsets", text).map_err(|e| RuntimeError::io("write", "/proc/self/timens_offsets", e))
+    std::fs::write("/proc/self/timens_offsets", text)
+        .map_err(|e| RuntimeError::io("write", "/proc/self/timens_offsets", e))
 }
 
 /// The message of an error and all its causes, on one line.

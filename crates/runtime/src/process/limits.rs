@@ -30,7 +30,12 @@ pub(crate) fn apply(spec: &Spec, process: &Process) -> Result<()> {
     for limit in process.rlimits().as_deref().unwrap_or_default() {
         setrlimit(resource(limit.typ()), limit.soft(), limit.hard()).map_err(|e| {
             RuntimeError::sys(
-                format!("set {:?} to {}:{} (raising a hard limit needs CAP_SYS_RESOURCE)", limit.typ(), limit.soft(), limit.hard()),
+                format!(
+                    "set {:?} to {}:{} (raising a hard limit needs CAP_SYS_RESOURCE)",
+                    limit.typ(),
+                    limit.soft(),
+                    limit.hard()
+                ),
                 e,
             )
         })?;
@@ -38,7 +43,9 @@ pub(crate) fn apply(spec: &Spec, process: &Process) -> Result<()> {
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         let persona = match p.domain() {
             LinuxPersonalityDomain::PerLinux => nix::sys::personality::Persona::empty(),
-            LinuxPersonalityDomain::PerLinux32 => nix::sys::personality::Persona::from_bits_retain(0x0008),
+            LinuxPersonalityDomain::PerLinux32 => {
+                nix::sys::personality::Persona::from_bits_retain(0x0008)
+            }
         };
         nix::sys::personality::set(persona).map_err(|e| RuntimeError::sys("personality", e))?;
     }
@@ -48,8 +55,14 @@ pub(crate) fn apply(spec: &Spec, process: &Process) -> Result<()> {
             IOPriorityClass::IoprioClassBe => 2,
             IOPriorityClass::IoprioClassIdle => 3,
         };
-        let level = u16::try_from(io.priority()).map_err(|_| RuntimeError::InvalidConfig(format!("ioPriority.priority {} is out of range 0-7", io.priority())))?;
-        palisade_sys::process::set_io_priority(class, level).map_err(|e| RuntimeError::sys("ioprio_set", e))?;
+        let level = u16::try_from(io.priority()).map_err(|_| {
+            RuntimeError::InvalidConfig(format!(
+                "ioPriority.priority {} is out of range 0-7",
+                io.priority()
+            ))
+        })?;
+        palisade_sys::process::set_io_priority(class, level)
+            .map_err(|e| RuntimeError::sys("ioprio_set", e))?;
     }
     if let Some(s) = process.scheduler() {
         let policy = match s.policy() {
@@ -84,7 +97,8 @@ pub(crate) fn apply(spec: &Spec, process: &Process) -> Result<()> {
             period: s.period().unwrap_or(0),
             ..Default::default()
         };
-        palisade_sys::process::set_scheduler(&attr).map_err(|e| RuntimeError::sys("sched_setattr", e))?;
+        palisade_sys::process::set_scheduler(&attr)
+            .map_err(|e| RuntimeError::sys("sched_setattr", e))?;
     }
     Ok(())
 }

@@ -27,18 +27,25 @@ pub(crate) struct DeviceNode {
 
 /// The devices every container gets, as the runtime spec requires.
 pub(crate) fn default_devices() -> Vec<DeviceNode> {
-    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
-        .into_iter()
-        .map(|(name, major, minor)| DeviceNode {
-            path: PathBuf::from("/dev").join(name),
-            kind: SFlag::S_IFCHR,
-            major,
-            minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-        })
-        .collect()
+    [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(name, major, minor)| DeviceNode {
+        path: PathBuf::from("/dev").join(name),
+        kind: SFlag::S_IFCHR,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+    })
+    .collect()
 }
 
 impl DeviceNode {
@@ -83,7 +90,10 @@ pub(crate) fn create_devices(root: &RootDir, nodes: &[DeviceNode], bind: bool) -
                 Ok(()) => {}
                 Err(nix::errno::Errno::EPERM) => bind_device(root, node)?,
                 Err(e) => {
-                    return Err(RuntimeError::sys(format!("mknod {:?}", root.display(&node.path)), e))
+                    return Err(RuntimeError::sys(
+                        format!("mknod {:?}", root.display(&node.path)),
+                        e,
+                    ))
                 }
             }
         }
@@ -100,13 +110,35 @@ fn make_node(root: &RootDir, node: &DeviceNode) -> nix::Result<()> {
         .map_err(|_| nix::errno::Errno::ENOENT)?;
     // A node left over (or planted by the image) is replaced: the config decides what it is.
     let dir_path = fd_path(&dir);
-    let _ = nix::unistd::unlinkat(None, &dir_path.join(name), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    let _ = nix::unistd::unlinkat(
+        None,
+        &dir_path.join(name),
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    );
     let dev = makedev(node.major, node.minor);
-    mknodat(None, &dir_path.join(name), node.kind, Mode::from_bits_truncate(node.mode), dev)?;
+    mknodat(
+        None,
+        &dir_path.join(name),
+        node.kind,
+        Mode::from_bits_truncate(node.mode),
+        dev,
+    )?;
     let path = dir_path.join(name);
     // mknod applies the umask; the config's mode is what must stick.
-    nix::sys::stat::fchmodat(None, &path, Mode::from_bits_truncate(node.mode), nix::sys::stat::FchmodatFlags::NoFollowSymlink)
-        .or_else(|_| nix::sys::stat::fchmodat(None, &path, Mode::from_bits_truncate(node.mode), nix::sys::stat::FchmodatFlags::FollowSymlink))?;
+    nix::sys::stat::fchmodat(
+        None,
+        &path,
+        Mode::from_bits_truncate(node.mode),
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+    .or_else(|_| {
+        nix::sys::stat::fchmodat(
+            None,
+            &path,
+            Mode::from_bits_truncate(node.mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+    })?;
     nix::unistd::fchownat(
         None,
         &path,
@@ -118,8 +150,14 @@ fn make_node(root: &RootDir, node: &DeviceNode) -> nix::Result<()> {
 
 fn bind_device(root: &RootDir, node: &DeviceNode) -> Result<()> {
     let target = root.open_or_create(&node.path, TargetKind::File)?;
-    mount(Some(&node.path), &fd_path(&target), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .map_err(|e| RuntimeError::sys(format!("bind device {:?}", node.path), e))
+    mount(
+        Some(&node.path),
+        &fd_path(&target),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| RuntimeError::sys(format!("bind device {:?}", node.path), e))
 }
 
 /// `/dev/fd`, `/dev/std*`, `/dev/ptmx` and `/dev/core`-free symlinks.
@@ -156,17 +194,35 @@ mod tests {
     fn the_default_set_is_minimal() {
         let names: Vec<_> = default_devices().into_iter().map(|d| d.path).collect();
         assert_eq!(names.len(), 6);
-        assert!(!names.iter().any(|p| p.ends_with("mem") || p.ends_with("kmsg") || p.ends_with("kvm")));
+        assert!(!names
+            .iter()
+            .any(|p| p.ends_with("mem") || p.ends_with("kmsg") || p.ends_with("kvm")));
     }
 
     #[test]
     fn spec_devices_are_checked() {
-        let ok = LinuxDeviceBuilder::default().path("/dev/fuse").typ(LinuxDeviceType::C).major(10).minor(229).build().unwrap();
+        let ok = LinuxDeviceBuilder::default()
+            .path("/dev/fuse")
+            .typ(LinuxDeviceType::C)
+            .major(10)
+            .minor(229)
+            .build()
+            .unwrap();
         let node = DeviceNode::from_spec(&ok).unwrap();
         assert_eq!((node.major, node.minor, node.mode), (10, 229, 0o666));
-        let outside = LinuxDeviceBuilder::default().path("/etc/sda").typ(LinuxDeviceType::B).major(8).minor(0).build().unwrap();
+        let outside = LinuxDeviceBuilder::default()
+            .path("/etc/sda")
+            .typ(LinuxDeviceType::B)
+            .major(8)
+            .minor(0)
+            .build()
+            .unwrap();
         assert!(DeviceNode::from_spec(&outside).is_err());
-        let all = LinuxDeviceBuilder::default().path("/dev/x").typ(LinuxDeviceType::A).build().unwrap();
+        let all = LinuxDeviceBuilder::default()
+            .path("/dev/x")
+            .typ(LinuxDeviceType::A)
+            .build()
+            .unwrap();
         assert!(DeviceNode::from_spec(&all).is_err());
     }
 }

@@ -46,8 +46,14 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
     };
     mount(None::<&str>, "/", None::<&str>, host_side, None::<&str>)
         .map_err(|e| RuntimeError::sys("make / a slave mount", e))?;
-    mount(Some(plan.rootfs), plan.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| RuntimeError::sys(format!("bind rootfs {:?} onto itself", plan.rootfs), e))?;
+    mount(
+        Some(plan.rootfs),
+        plan.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| RuntimeError::sys(format!("bind rootfs {:?} onto itself", plan.rootfs), e))?;
 
     let root = RootDir::open(plan.rootfs)?;
     let ctx = MountContext {
@@ -71,13 +77,18 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
     if !dev_is_bind {
         nodes.extend(devices::default_devices());
     }
-    for device in linux.and_then(|l| l.devices().as_deref()).unwrap_or_default() {
+    for device in linux
+        .and_then(|l| l.devices().as_deref())
+        .unwrap_or_default()
+    {
         nodes.retain(|n: &DeviceNode| n.path != *device.path());
         nodes.push(DeviceNode::from_spec(device)?);
     }
     devices::create_devices(&root, &nodes, plan.in_user_namespace)?;
     if !dev_is_bind {
-        let with_pts = mounts.iter().any(|m| resolve::relative(m.destination()) == Path::new("dev/pts"));
+        let with_pts = mounts
+            .iter()
+            .any(|m| resolve::relative(m.destination()) == Path::new("dev/pts"));
         devices::create_symlinks(&root, with_pts)?;
     }
     Ok(())
@@ -89,8 +100,14 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
 pub(crate) fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
     if no_pivot {
         nix::unistd::chdir(rootfs).map_err(|e| RuntimeError::sys("chdir to rootfs", e))?;
-        mount(Some(rootfs), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-            .map_err(|e| RuntimeError::sys("move rootfs over /", e))?;
+        mount(
+            Some(rootfs),
+            "/",
+            None::<&str>,
+            MsFlags::MS_MOVE,
+            None::<&str>,
+        )
+        .map_err(|e| RuntimeError::sys("move rootfs over /", e))?;
         nix::unistd::chroot(".").map_err(|e| RuntimeError::sys("chroot into rootfs", e))?;
         return nix::unistd::chdir("/").map_err(|e| RuntimeError::sys("chdir /", e));
     }
@@ -100,13 +117,21 @@ pub(crate) fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
         .map_err(|e| RuntimeError::sys("open old root", std::io::Error::from(e)))?;
     let new_root = rustix::fs::open(rootfs, dir, rustix::fs::Mode::empty())
         .map_err(|e| RuntimeError::sys("open new root", std::io::Error::from(e)))?;
-    nix::unistd::fchdir(new_root.as_raw_fd()).map_err(|e| RuntimeError::sys("fchdir to rootfs", e))?;
+    nix::unistd::fchdir(new_root.as_raw_fd())
+        .map_err(|e| RuntimeError::sys("fchdir to rootfs", e))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; it is then detached
     // from where we stand, so no path leads back to the host's filesystem.
     nix::unistd::pivot_root(".", ".").map_err(|e| RuntimeError::sys("pivot_root", e))?;
-    nix::unistd::fchdir(old_root.as_raw_fd()).map_err(|e| RuntimeError::sys("fchdir to old root", e))?;
-    mount(None::<&str>, ".", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| RuntimeError::sys("make old root a slave", e))?;
+    nix::unistd::fchdir(old_root.as_raw_fd())
+        .map_err(|e| RuntimeError::sys("fchdir to old root", e))?;
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| RuntimeError::sys("make old root a slave", e))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| RuntimeError::sys("detach old root", e))?;
     nix::unistd::chdir("/").map_err(|e| RuntimeError::sys("chdir /", e))
 }
@@ -123,13 +148,24 @@ pub(crate) fn finish(spec: &Spec) -> Result<()> {
             .map_err(|e| RuntimeError::sys("set rootfs propagation", e))?;
     }
     check_proc()?;
-    for path in linux.and_then(|l| l.masked_paths().as_deref()).unwrap_or_default() {
+    for path in linux
+        .and_then(|l| l.masked_paths().as_deref())
+        .unwrap_or_default()
+    {
         mask_path(Path::new(path))?;
     }
-    for path in linux.and_then(|l| l.readonly_paths().as_deref()).unwrap_or_default() {
+    for path in linux
+        .and_then(|l| l.readonly_paths().as_deref())
+        .unwrap_or_default()
+    {
         readonly_path(Path::new(path))?;
     }
-    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
         mounts::remount_bind(Path::new("/"), MsFlags::MS_RDONLY, Path::new("/"))?;
     }
     Ok(())
@@ -150,33 +186,63 @@ fn check_proc() -> Result<()> {
 
 fn open_nofollow(path: &Path) -> Result<Option<std::os::fd::OwnedFd>> {
     use rustix::fs::OFlags;
-    match rustix::fs::open(path, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, rustix::fs::Mode::empty()) {
+    match rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
         Ok(fd) => Ok(Some(fd)),
         Err(rustix::io::Errno::NOENT) => Ok(None),
-        Err(e) => Err(RuntimeError::sys(format!("open {path:?}"), std::io::Error::from(e))),
+        Err(e) => Err(RuntimeError::sys(
+            format!("open {path:?}"),
+            std::io::Error::from(e),
+        )),
     }
 }
 
 /// Hides `path`: a directory gets an empty read-only tmpfs, anything else /dev/null.
 fn mask_path(path: &Path) -> Result<()> {
-    let Some(fd) = open_nofollow(path)? else { return Ok(()) };
+    let Some(fd) = open_nofollow(path)? else {
+        return Ok(());
+    };
     let is_dir = nix::sys::stat::fstat(fd.as_raw_fd())
         .map(|s| s.st_mode & libc::S_IFMT == libc::S_IFDIR)
         .unwrap_or(false);
     let target = fd_path(&fd);
     let result = if is_dir {
-        mount(Some("tmpfs"), &target, Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0k,mode=000"))
+        mount(
+            Some("tmpfs"),
+            &target,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY,
+            Some("size=0k,mode=000"),
+        )
     } else {
-        mount(Some("/dev/null"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        mount(
+            Some("/dev/null"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
     };
     result.map_err(|e| RuntimeError::sys(format!("mask {path:?}"), e))
 }
 
 fn readonly_path(path: &Path) -> Result<()> {
-    let Some(fd) = open_nofollow(path)? else { return Ok(()) };
+    let Some(fd) = open_nofollow(path)? else {
+        return Ok(());
+    };
     let target = fd_path(&fd);
-    mount(Some(&target), &target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .map_err(|e| RuntimeError::sys(format!("bind {path:?} for read-only"), e))?;
-    let fd = open_nofollow(path)?.ok_or_else(|| RuntimeError::InvalidConfig(format!("{path:?} vanished")))?;
+    mount(
+        Some(&target),
+        &target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| RuntimeError::sys(format!("bind {path:?} for read-only"), e))?;
+    let fd = open_nofollow(path)?
+        .ok_or_else(|| RuntimeError::InvalidConfig(format!("{path:?} vanished")))?;
     mounts::remount_bind(&fd_path(&fd), MsFlags::MS_RDONLY | MsFlags::MS_REC, path)
 }

@@ -72,27 +72,43 @@ pub(crate) fn check_destination(m: &Mount) -> Result<()> {
 /// Mounts one entry of the config.
 pub(crate) fn mount_entry(ctx: &MountContext<'_>, m: &Mount) -> Result<()> {
     let options = MountOptions::parse(m.options().as_deref().unwrap_or_default());
-    let typ = m.typ().as_deref().unwrap_or(if options.bind { "bind" } else { "" });
+    let typ = m
+        .typ()
+        .as_deref()
+        .unwrap_or(if options.bind { "bind" } else { "" });
     let bind = options.bind || typ == "bind";
     if typ == "cgroup" || typ == "cgroup2" {
         return mount_cgroup(ctx, m, &options);
     }
     let source = m.source().clone().unwrap_or_default();
-    let kind = if bind && !source.is_dir() { TargetKind::File } else { TargetKind::Directory };
+    let kind = if bind && !source.is_dir() {
+        TargetKind::File
+    } else {
+        TargetKind::Directory
+    };
     let target = ctx.root.open_or_create(m.destination(), kind)?;
     let target_path = fd_path(&target);
     let dest = ctx.root.display(m.destination());
     let mut flags = options.flags;
     if bind {
         flags |= MsFlags::MS_BIND;
-        mount(Some(&source), &target_path, None::<&str>, flags & (MsFlags::MS_BIND | MsFlags::MS_REC), None::<&str>)
-            .map_err(|e| mount_error(&source, &dest, typ, e))?;
+        mount(
+            Some(&source),
+            &target_path,
+            None::<&str>,
+            flags & (MsFlags::MS_BIND | MsFlags::MS_REC),
+            None::<&str>,
+        )
+        .map_err(|e| mount_error(&source, &dest, typ, e))?;
         // A bind mount ignores every flag but MS_BIND|MS_REC: apply the rest with a remount,
         // keeping the flags the kernel locked on the source (in a user namespace they cannot
         // be cleared, and asking to would fail).
         let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
-            let target = ctx.root.open_path(m.destination()).map_err(|e| RuntimeError::io("reopen mount", &dest, e))?;
+            let target = ctx
+                .root
+                .open_path(m.destination())
+                .map_err(|e| RuntimeError::io("reopen mount", &dest, e))?;
             remount_bind(&fd_path(&target), extra, &dest)?;
         }
     } else {
@@ -105,17 +121,33 @@ pub(crate) fn mount_entry(ctx: &MountContext<'_>, m: &Mount) -> Result<()> {
             // mqueue needs an owned ipc namespace: bind the host's instead, read-only, as
             // runc does.
             (Err(nix::errno::Errno::EPERM), "sysfs" | "mqueue") if ctx.in_user_namespace => {
-                let host = if typ == "sysfs" { "/sys" } else { "/dev/mqueue" };
-                mount(Some(host), &target_path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                    .map_err(|e| mount_error(Path::new(host), &dest, "bind", e))?;
-                let target = ctx.root.open_path(m.destination()).map_err(|e| RuntimeError::io("reopen mount", &dest, e))?;
+                let host = if typ == "sysfs" {
+                    "/sys"
+                } else {
+                    "/dev/mqueue"
+                };
+                mount(
+                    Some(host),
+                    &target_path,
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(|e| mount_error(Path::new(host), &dest, "bind", e))?;
+                let target = ctx
+                    .root
+                    .open_path(m.destination())
+                    .map_err(|e| RuntimeError::io("reopen mount", &dest, e))?;
                 remount_bind(&fd_path(&target), flags | MsFlags::MS_RDONLY, &dest)?;
             }
             (Err(e), _) => return Err(mount_error(&source, &dest, typ, e)),
         }
     }
     if options.recursive_readonly {
-        let target = ctx.root.open_path(m.destination()).map_err(|e| RuntimeError::io("reopen mount", &dest, e))?;
+        let target = ctx
+            .root
+            .open_path(m.destination())
+            .map_err(|e| RuntimeError::io("reopen mount", &dest, e))?;
         palisade_sys::mount::set_recursive_readonly(&target)
             .map_err(|e| RuntimeError::io("make recursively read-only", &dest, e))?;
     }
@@ -125,14 +157,22 @@ pub(crate) fn mount_entry(ctx: &MountContext<'_>, m: &Mount) -> Result<()> {
 /// Remounts a bind mount with `flags`, OR-ing in the flags the kernel has locked.
 pub(crate) fn remount_bind(target: &Path, flags: MsFlags, display: &Path) -> Result<()> {
     let locked = locked_flags(target);
-    mount(None::<&str>, target, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked, None::<&str>)
-        .map_err(|e| RuntimeError::sys(format!("remount {display:?} with {flags:?}"), e))
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked,
+        None::<&str>,
+    )
+    .map_err(|e| RuntimeError::sys(format!("remount {display:?} with {flags:?}"), e))
 }
 
 /// The flags of the mount at `path` that an unprivileged remount must keep.
 fn locked_flags(path: &Path) -> MsFlags {
     use nix::sys::statvfs::{statvfs, FsFlags};
-    let Ok(stat) = statvfs(path) else { return MsFlags::empty() };
+    let Ok(stat) = statvfs(path) else {
+        return MsFlags::empty();
+    };
     let f = stat.flags();
     let mut out = MsFlags::empty();
     for (fs, ms) in [
@@ -152,9 +192,19 @@ fn locked_flags(path: &Path) -> MsFlags {
 
 fn apply_propagation(root: &RootDir, dest: &Path, propagation: &[MsFlags]) -> Result<()> {
     for flags in propagation {
-        let target = root.open_path(dest).map_err(|e| RuntimeError::io("reopen mount", root.display(dest), e))?;
-        mount(None::<&str>, &fd_path(&target), None::<&str>, *flags, None::<&str>)
-            .map_err(|e| RuntimeError::sys(format!("set propagation of {:?}", root.display(dest)), e))?;
+        let target = root
+            .open_path(dest)
+            .map_err(|e| RuntimeError::io("reopen mount", root.display(dest), e))?;
+        mount(
+            None::<&str>,
+            &fd_path(&target),
+            None::<&str>,
+            *flags,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            RuntimeError::sys(format!("set propagation of {:?}", root.display(dest)), e)
+        })?;
     }
     Ok(())
 }
@@ -165,34 +215,80 @@ fn apply_propagation(root: &RootDir, dest: &Path, propagation: &[MsFlags]) -> Re
 /// (CVE-2022-0492), are never reachable.
 fn mount_cgroup(ctx: &MountContext<'_>, m: &Mount, options: &MountOptions) -> Result<()> {
     let dest = ctx.root.display(m.destination());
-    let target = ctx.root.open_or_create(m.destination(), TargetKind::Directory)?;
+    let target = ctx
+        .root
+        .open_or_create(m.destination(), TargetKind::Directory)?;
     let flags = options.flags - (MsFlags::MS_BIND | MsFlags::MS_REC);
     if ctx.cgroup_unified {
         if ctx.cgroup_namespace {
-            mount(Some("cgroup2"), &fd_path(&target), Some("cgroup2"), flags, None::<&str>)
-                .map_err(|e| mount_error(Path::new("cgroup2"), &dest, "cgroup2", e))?;
+            mount(
+                Some("cgroup2"),
+                &fd_path(&target),
+                Some("cgroup2"),
+                flags,
+                None::<&str>,
+            )
+            .map_err(|e| mount_error(Path::new("cgroup2"), &dest, "cgroup2", e))?;
         } else if let Some((_, dir)) = ctx.cgroup_dirs.first() {
-            mount(Some(dir), &fd_path(&target), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .map_err(|e| mount_error(dir, &dest, "bind", e))?;
+            mount(
+                Some(dir),
+                &fd_path(&target),
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(|e| mount_error(dir, &dest, "bind", e))?;
             remount_bind(&fd_path(&target), flags, &dest)?;
         }
         return Ok(());
     }
     // v1: a tmpfs holding one bind mount per hierarchy, then the tmpfs is made read-only.
-    mount(Some("tmpfs"), &fd_path(&target), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=755"))
-        .map_err(|e| mount_error(Path::new("tmpfs"), &dest, "tmpfs", e))?;
+    mount(
+        Some("tmpfs"),
+        &fd_path(&target),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755"),
+    )
+    .map_err(|e| mount_error(Path::new("tmpfs"), &dest, "tmpfs", e))?;
     for (name, dir) in ctx.cgroup_dirs {
         let inside = m.destination().join(name);
         let sub = ctx.root.open_or_create(&inside, TargetKind::Directory)?;
-        mount(Some(dir), &fd_path(&sub), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-            .map_err(|e| mount_error(dir, &ctx.root.display(&inside), "bind", e))?;
-        let sub = ctx.root.open_path(&inside).map_err(|e| RuntimeError::io("reopen mount", ctx.root.display(&inside), e))?;
-        remount_bind(&fd_path(&sub), flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, &dest)?;
+        mount(
+            Some(dir),
+            &fd_path(&sub),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| mount_error(dir, &ctx.root.display(&inside), "bind", e))?;
+        let sub = ctx
+            .root
+            .open_path(&inside)
+            .map_err(|e| RuntimeError::io("reopen mount", ctx.root.display(&inside), e))?;
+        remount_bind(
+            &fd_path(&sub),
+            flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            &dest,
+        )?;
     }
     if flags.contains(MsFlags::MS_RDONLY) {
-        let target = ctx.root.open_path(m.destination()).map_err(|e| RuntimeError::io("reopen mount", &dest, e))?;
-        mount(None::<&str>, &fd_path(&target), None::<&str>, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=755"))
-            .map_err(|e| RuntimeError::sys(format!("remount {dest:?} read-only"), e))?;
+        let target = ctx
+            .root
+            .open_path(m.destination())
+            .map_err(|e| RuntimeError::io("reopen mount", &dest, e))?;
+        mount(
+            None::<&str>,
+            &fd_path(&target),
+            None::<&str>,
+            MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            Some("mode=755"),
+        )
+        .map_err(|e| RuntimeError::sys(format!("remount {dest:?} read-only"), e))?;
     }
     Ok(())
 }

@@ -127,7 +127,8 @@ mod tests {
 
     #[test]
     fn parses_flags_data_and_propagation() {
-        let o = MountOptions::parse(&["nosuid", "strictatime", "mode=755", "size=65536k", "rslave"]);
+        let o =
+            MountOptions::parse(&["nosuid", "strictatime", "mode=755", "size=65536k", "rslave"]);
         assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
         assert_eq!(o.data().as_deref(), Some("mode=755,size=65536k"));
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
@@ -144,7 +145,10 @@ mod tests {
 
     #[test]
     fn rootfs_propagation_values() {
-        assert_eq!(rootfs_propagation("rprivate"), Some(MsFlags::MS_PRIVATE | MsFlags::MS_REC));
+        assert_eq!(
+            rootfs_propagation("rprivate"),
+            Some(MsFlags::MS_PRIVATE | MsFlags::MS_REC)
+        );
         assert_eq!(rootfs_propagation("bogus"), None);
     }
 }

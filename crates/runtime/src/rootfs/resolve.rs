@@ -30,9 +30,16 @@ const RESOLVE: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 
 impl RootDir {
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let fd = rustix::fs::open(path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .map_err(|e| RuntimeError::io("open rootfs", path, e.into()))?;
-        Ok(Self { fd, path: path.to_owned() })
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| RuntimeError::io("open rootfs", path, e.into()))?;
+        Ok(Self {
+            fd,
+            path: path.to_owned(),
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -44,7 +51,11 @@ impl RootDir {
         let rel = relative(inside);
         rustix::fs::openat2(
             self.fd.as_fd(),
-            if rel.as_os_str().is_empty() { Path::new(".") } else { &rel },
+            if rel.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                &rel
+            },
             OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
             RESOLVE,
@@ -57,13 +68,21 @@ impl RootDir {
         match self.open_path(inside) {
             Ok(fd) => return Ok(fd),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(RuntimeError::io("resolve in rootfs", self.display(inside), e)),
+            Err(e) => {
+                return Err(RuntimeError::io(
+                    "resolve in rootfs",
+                    self.display(inside),
+                    e,
+                ))
+            }
         }
         let rel = relative(inside);
         let mut so_far = PathBuf::new();
         let components: Vec<_> = rel.components().collect();
         for (index, component) in components.iter().enumerate() {
-            let Component::Normal(name) = component else { continue };
+            let Component::Normal(name) = component else {
+                continue;
+            };
             let parent = self
                 .open_path(&so_far)
                 .map_err(|e| RuntimeError::io("resolve in rootfs", self.display(&so_far), e))?;
@@ -73,7 +92,11 @@ impl RootDir {
                 rustix::fs::openat(
                     parent.as_fd(),
                     *name,
-                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::CLOEXEC
+                        | OFlags::NOFOLLOW,
                     Mode::from_raw_mode(0o644),
                 )
                 .map(drop)
@@ -82,10 +105,17 @@ impl RootDir {
             };
             match result {
                 Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(RuntimeError::io("create in rootfs", self.display(&so_far), e.into())),
+                Err(e) => {
+                    return Err(RuntimeError::io(
+                        "create in rootfs",
+                        self.display(&so_far),
+                        e.into(),
+                    ))
+                }
             }
         }
-        self.open_path(inside).map_err(|e| RuntimeError::io("resolve in rootfs", self.display(inside), e))
+        self.open_path(inside)
+            .map_err(|e| RuntimeError::io("resolve in rootfs", self.display(inside), e))
     }
 
     /// The host path for messages.
@@ -132,10 +162,19 @@ mod tests {
         symlink(outside.path(), root.path().join("escape")).unwrap();
         symlink("../../../../", root.path().join("up")).unwrap();
         let dir = RootDir::open(root.path()).unwrap();
-        dir.open_or_create(Path::new("/escape/made"), TargetKind::Directory).unwrap();
-        dir.open_or_create(Path::new("/up/etc/passwd"), TargetKind::File).unwrap();
-        assert!(!outside.path().join("made").exists(), "created outside the rootfs");
-        assert!(root.path().join(outside.path().strip_prefix("/").unwrap()).join("made").is_dir());
+        dir.open_or_create(Path::new("/escape/made"), TargetKind::Directory)
+            .unwrap();
+        dir.open_or_create(Path::new("/up/etc/passwd"), TargetKind::File)
+            .unwrap();
+        assert!(
+            !outside.path().join("made").exists(),
+            "created outside the rootfs"
+        );
+        assert!(root
+            .path()
+            .join(outside.path().strip_prefix("/").unwrap())
+            .join("made")
+            .is_dir());
         assert!(root.path().join("etc/passwd").is_file());
     }
 
@@ -143,11 +182,14 @@ mod tests {
     fn creates_files_and_directories() {
         let root = tempfile::tempdir().unwrap();
         let dir = RootDir::open(root.path()).unwrap();
-        dir.open_or_create(Path::new("/a/b/c"), TargetKind::Directory).unwrap();
-        dir.open_or_create(Path::new("/a/f"), TargetKind::File).unwrap();
+        dir.open_or_create(Path::new("/a/b/c"), TargetKind::Directory)
+            .unwrap();
+        dir.open_or_create(Path::new("/a/f"), TargetKind::File)
+            .unwrap();
         assert!(root.path().join("a/b/c").is_dir());
         assert!(root.path().join("a/f").is_file());
         // Existing targets are opened, not recreated.
-        dir.open_or_create(Path::new("/a/f"), TargetKind::File).unwrap();
+        dir.open_or_create(Path::new("/a/f"), TargetKind::File)
+            .unwrap();
     }
 }

@@ -22,7 +22,12 @@ pub(crate) struct Cli {
 #[derive(Debug, Clone, Args)]
 pub(crate) struct GlobalOptions {
     /// Directory for container state (tmpfs recommended)
-    #[arg(long, global = true, env = "PALISADE_RUNTIME_ROOT", default_value = "/run/palisade")]
+    #[arg(
+        long,
+        global = true,
+        env = "PALISADE_RUNTIME_ROOT",
+        default_value = "/run/palisade"
+    )]
     pub(crate) root: PathBuf,
     /// Write log messages to this file instead of stderr
     #[arg(long, global = true)]

@@ -55,7 +55,11 @@ pub(crate) fn dispatch(cli: Cli) -> Result<i32> {
             palisade_runtime::selfexe::ensure_sealed_copy()?;
             exec(&root, &args)
         }
-        Command::Ps { id, format, ps_args } => {
+        Command::Ps {
+            id,
+            format,
+            ps_args,
+        } => {
             match Container::load(&root, &id)?.ps(format == ListFormat::Json, &ps_args)? {
                 PsOutput::Pids(pids) => println!("{}", serde_json::to_string(&pids)?),
                 PsOutput::Table(table) => print!("{table}"),
@@ -71,19 +75,30 @@ pub(crate) fn dispatch(cli: Cli) -> Result<i32> {
             Container::load(&root, &id)?.resume()?;
             Ok(0)
         }
-        Command::Events { id, stats, interval } => events(&root, &id, stats, &interval),
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => events(&root, &id, stats, &interval),
         Command::Update(args) => update(&root, &args),
         Command::Spec { bundle, rootless } => {
             let path = bundle.join("config.json");
             if path.exists() {
-                bail!("{} already exists: remove it or pick another --bundle", path.display());
+                bail!(
+                    "{} already exists: remove it or pick another --bundle",
+                    path.display()
+                );
             }
             let spec = palisade_runtime::spec::hardened(rootless)?;
-            std::fs::write(&path, serde_json::to_string_pretty(&spec)?).with_context(|| format!("write {}", path.display()))?;
+            std::fs::write(&path, serde_json::to_string_pretty(&spec)?)
+                .with_context(|| format!("write {}", path.display()))?;
             Ok(0)
         }
         Command::Features => {
-            println!("{}", serde_json::to_string_pretty(&palisade_runtime::features::document())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&palisade_runtime::features::document())?
+            );
             Ok(0)
         }
         Command::Checkpoint { .. } | Command::Restore { .. } => {
@@ -106,7 +121,16 @@ fn create_options(args: &CreateArgs) -> CreateOptions {
 /// Signals a foreground `run` or `exec` forwards to the container's process.
 fn forwarded_signals() -> SigSet {
     let mut set = SigSet::empty();
-    for s in [Signal::SIGCHLD, Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH] {
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
         set.add(s);
     }
     set
@@ -160,8 +184,10 @@ fn exec(root: &StateRoot, args: &ExecArgs) -> Result<i32> {
     let container = Container::load(root, &args.id)?;
     let mut process: Process = match &args.process {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
-            serde_json::from_str(&text).with_context(|| format!("parse process {}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("parse process {}", path.display()))?
         }
         None => {
             if args.command.is_empty() {
@@ -196,8 +222,14 @@ fn exec(root: &StateRoot, args: &ExecArgs) -> Result<i32> {
     }
     if let Some(user) = &args.user {
         let (uid, gid) = match user.split_once(':') {
-            Some((u, g)) => (u.parse::<u32>().context("--user uid")?, Some(g.parse::<u32>().context("--user gid")?)),
-            None => (user.parse::<u32>().context("--user expects UID[:GID]")?, None),
+            Some((u, g)) => (
+                u.parse::<u32>().context("--user uid")?,
+                Some(g.parse::<u32>().context("--user gid")?),
+            ),
+            None => (
+                user.parse::<u32>().context("--user expects UID[:GID]")?,
+                None,
+            ),
         };
         process.user_mut().set_uid(uid);
         if let Some(gid) = gid {
@@ -205,7 +237,9 @@ fn exec(root: &StateRoot, args: &ExecArgs) -> Result<i32> {
         }
     }
     if !args.additional_gids.is_empty() {
-        process.user_mut().set_additional_gids(Some(args.additional_gids.clone()));
+        process
+            .user_mut()
+            .set_additional_gids(Some(args.additional_gids.clone()));
     }
     if args.no_new_privs {
         process.set_no_new_privileges(Some(true));
@@ -218,9 +252,6 @@ fn exec(root: &StateRoot, args: &ExecArgs) -> Result<i32> {
                 .parse()
                 .or_else(|_| serde_json::from_value(serde_json::Value::String(name.clone())))
                 .with_context(|| format!("unknown capability {name:?}"))?;
-            for set in [caps.bounding().clone(), caps.effective().clone(), caps.permitted().clone()] {
-                let _ = set;
-            }
             let add = |s: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = s.clone().unwrap_or_default();
                 s.insert(cap);
@@ -265,10 +296,25 @@ fn list(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<i32> {
     match format {
         ListFormat::Json => println!("{}", serde_json::to_string(&reports)?),
         ListFormat::Table => {
-            println!("{:<12} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
+            println!(
+                "{:<12} {:<8} {:<10} {:<40} {:<32} OWNER",
+                "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            );
             for r in &reports {
-                let owner = if r.owner.is_empty() { "root" } else { r.owner.as_str() };
-                println!("{:<12} {:<8} {:<10} {:<40} {:<32} {}", r.id, r.pid, r.status, r.bundle.display(), r.created, owner);
+                let owner = if r.owner.is_empty() {
+                    "root"
+                } else {
+                    r.owner.as_str()
+                };
+                println!(
+                    "{:<12} {:<8} {:<10} {:<40} {:<32} {}",
+                    r.id,
+                    r.pid,
+                    r.status,
+                    r.bundle.display(),
+                    r.created,
+                    owner
+                );
             }
         }
     }
@@ -276,8 +322,13 @@ fn list(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<i32> {
 }
 
 fn parse_duration(text: &str) -> Result<Duration> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len()));
-    let value: f64 = number.parse().with_context(|| format!("invalid duration {text:?}"))?;
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len()),
+    );
+    let value: f64 = number
+        .parse()
+        .with_context(|| format!("invalid duration {text:?}"))?;
     let secs = match unit {
         "" | "s" => value,
         "ms" => value / 1000.0,
@@ -313,8 +364,11 @@ fn parse_bytes(text: &str) -> Result<i64> {
         Some('g') => (&lower[..lower.trim_end_matches('b').len() - 1], 1 << 30),
         _ => (lower.trim_end_matches('b'), 1),
     };
-    let n: i64 = digits.parse().with_context(|| format!("invalid size {text:?}"))?;
-    n.checked_mul(mult).with_context(|| format!("size {text:?} is too large"))
+    let n: i64 = digits
+        .parse()
+        .with_context(|| format!("invalid size {text:?}"))?;
+    n.checked_mul(mult)
+        .with_context(|| format!("size {text:?} is too large"))
 }
 
 fn update(root: &StateRoot, args: &UpdateArgs) -> Result<i32> {
@@ -325,7 +379,8 @@ fn update(root: &StateRoot, args: &UpdateArgs) -> Result<i32> {
             if path == Path::new("-") {
                 std::io::stdin().read_to_string(&mut text)?;
             } else {
-                text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+                text = std::fs::read_to_string(path)
+                    .with_context(|| format!("read {}", path.display()))?;
             }
             serde_json::from_str(&text).context("parse resources JSON")?
         }
@@ -337,7 +392,7 @@ fn update(root: &StateRoot, args: &UpdateArgs) -> Result<i32> {
             .and_then(|l| l.resources().clone())
             .unwrap_or_default(),
     };
-    let mut memory = resources.memory().clone().unwrap_or_default();
+    let mut memory = resources.memory().unwrap_or_default();
     if let Some(m) = &args.memory {
         memory.set_limit(Some(parse_bytes(m)?));
     }
@@ -366,7 +421,11 @@ fn update(root: &StateRoot, args: &UpdateArgs) -> Result<i32> {
     }
     resources.set_cpu(Some(cpu));
     if let Some(limit) = args.pids_limit {
-        resources.set_pids(Some(oci_spec::runtime::LinuxPidsBuilder::default().limit(limit).build()?));
+        resources.set_pids(Some(
+            oci_spec::runtime::LinuxPidsBuilder::default()
+                .limit(limit)
+                .build()?,
+        ));
     }
     if let Some(weight) = args.blkio_weight {
         let mut blkio = resources.block_io().clone().unwrap_or_default();
