@@ -105,7 +105,6 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
             hooks::run_hooks("createContainer", h, &hook_state(cp, "created", host_pid))?;
         }
         rootfs::enter(rootfs_path, *no_pivot)?;
-        rootfs::finish(cp.spec)?;
         if let Some(hostname) = cp.spec.hostname() {
             if !new_uts_namespace {
                 return Err(RuntimeError::InvalidConfig(
@@ -135,6 +134,8 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
             let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
             std::fs::write(&path, value).map_err(|e| RuntimeError::io("write sysctl", path, e))?;
         }
+        // Last: masked and read-only paths (/proc/sys among them) and the read-only rootfs.
+        rootfs::finish(cp.spec)?;
     } else if terminal {
         let socket = cp.console_socket.as_ref().ok_or_else(|| {
             RuntimeError::InvalidConfig("process.terminal is set: pass --console-socket".into())
@@ -148,16 +149,13 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
     check_cwd_inside()?;
     super::limits::apply(cp.spec, cp.process)?;
 
+    // Seccomp and Landlock need no_new_privs or CAP_SYS_ADMIN. With no_new_privs the
+    // identity is final before `Ready`; without it, the filters go in while we still hold
+    // CAP_SYS_ADMIN, after `start`, and the identity changes last (Landlock would otherwise
+    // refuse the exec fifo, which lives outside the rootfs).
     let nnp = cp.process.no_new_privileges().unwrap_or(false);
-    if !nnp {
-        // Without no_new_privs, seccomp needs CAP_SYS_ADMIN, which we are about to drop.
-        install_landlock(cp)?;
-        install_seccomp(cp)?;
-    }
-    cp.caps.apply_bounding()?;
-    identity::switch_user(cp.process.user(), cp.setgroups_allowed)?;
-    cp.caps.apply_sets()?;
     if nnp {
+        become_user(cp)?;
         nix::sys::prctl::set_no_new_privs()
             .map_err(|e| RuntimeError::sys("PR_SET_NO_NEW_PRIVS", e))?;
     }
@@ -203,9 +201,10 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
     // Nothing the runtime opened may reach the user's program (CVE-2024-21626).
     palisade_sys::process::cloexec_from(3 + cp.preserve_fds as i32)
         .map_err(|e| RuntimeError::sys("close_range", e))?;
-    if nnp {
-        install_landlock(cp)?;
-        install_seccomp(cp)?;
+    install_landlock(cp)?;
+    install_seccomp(cp)?;
+    if !nnp {
+        become_user(cp)?;
     }
     let exe_c = CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| RuntimeError::InvalidConfig("executable path contains a NUL byte".into()))?;
@@ -214,6 +213,13 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
         Ok(never) => match never {},
     };
     Err(RuntimeError::sys(format!("exec {exe:?}"), err))
+}
+
+/// Reduces the bounding set, switches uid/gid/groups and sets the capability sets.
+fn become_user(cp: &ContainerProcess<'_>) -> Result<()> {
+    cp.caps.apply_bounding()?;
+    identity::switch_user(cp.process.user(), cp.setgroups_allowed)?;
+    cp.caps.apply_sets()
 }
 
 fn hook_state<'a>(cp: &'a ContainerProcess<'a>, status: &'a str, pid: i32) -> HookState<'a> {
@@ -254,7 +260,9 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
 
 fn install_landlock(cp: &ContainerProcess<'_>) -> Result<()> {
     if let Some(policy) = cp.landlock {
-        palisade_seccomp::landlock::restrict_to_root(policy).map_err(|e| {
+        // Either no_new_privs is already set (as the config asked) or we still hold
+        // CAP_SYS_ADMIN: Landlock must not turn no_new_privs on behind the config's back.
+        palisade_seccomp::landlock::restrict_to_root_with(policy, false).map_err(|e| {
             RuntimeError::Init(format!("landlock: {}", super::launch::error_chain(&e)))
         })?;
     }

@@ -180,9 +180,17 @@ fn intermediate_main(req: &LaunchRequest<'_>, chan: &Channel) -> Result<()> {
             let code = match init::container_main(&req.process, chan) {
                 Ok(never) => match never {},
                 Err(e) => {
-                    let _ = chan.send(&Message::Failed {
-                        message: error_chain(&e),
-                    });
+                    let message = error_chain(&e);
+                    // After `Ready` nobody listens any more: the container's stderr is the
+                    // only place left to say why it never ran.
+                    if chan
+                        .send(&Message::Failed {
+                            message: message.clone(),
+                        })
+                        .is_err()
+                    {
+                        eprintln!("palisade-runtime: container init failed: {message}");
+                    }
                     1
                 }
             };
