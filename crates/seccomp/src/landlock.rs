@@ -277,7 +277,7 @@ pub fn restrict_to_root_with(
         }
     }
 
-    let status = ruleset.set_no_new_privs(set_no_new_privs).restrict_self()?;
+    let status = ruleset.no_new_privs(set_no_new_privs).restrict_self()?;
     Ok(match status.ruleset {
         RulesetStatus::FullyEnforced => LandlockStatus::FullyEnforced,
         RulesetStatus::PartiallyEnforced => LandlockStatus::PartiallyEnforced,
