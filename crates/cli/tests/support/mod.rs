@@ -2,7 +2,7 @@
 //! when the host cannot run containers, a busybox rootfs with `palisade-check` in it, bundles
 //! built from the hardened `palisade-runtime spec`, and helpers to drive the runtime.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
