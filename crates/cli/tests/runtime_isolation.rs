@@ -17,8 +17,8 @@ fn attempts(out: &str) -> Vec<(String, bool, String)> {
         .filter(|v| v.get("check").is_some())
         .map(|v| {
             (
-                v["check"].as_str().unwrap().to_owned(),
-                v["blocked"].as_bool().unwrap(),
+                v["check"].as_str().unwrap_or_default().to_owned(),
+                v["blocked"].as_bool().unwrap_or(false),
                 v["detail"].as_str().unwrap_or("").to_owned(),
             )
         })
@@ -84,7 +84,7 @@ fn escape_battery_from_a_hardened_container_is_refused() {
     let _ = host_process.wait();
     palisade_sys::ipc::shm_remove(shm).unwrap();
     drop(listener);
-    drop(mq);
+    let _ = nix::mqueue::mq_close(mq);
     let _ = nix::mqueue::mq_unlink(mq_name.as_str());
     drop(leak);
 
