@@ -6,6 +6,7 @@
 //! between the check and the mount.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -64,6 +65,10 @@ impl RootDir {
     }
 
     /// Opens `inside`, creating it (and its parents, as directories) if missing.
+    ///
+    /// Symlinks on the way are followed by hand, within the root (an absolute target restarts
+    /// at the rootfs, `..` stops at it), and missing targets are created inside the rootfs, so
+    /// a dangling link to a host path makes a directory in the container, never on the host.
     pub(crate) fn open_or_create(&self, inside: &Path, kind: TargetKind) -> Result<OwnedFd> {
         match self.open_path(inside) {
             Ok(fd) => return Ok(fd),
@@ -76,45 +81,98 @@ impl RootDir {
                 ))
             }
         }
-        let rel = relative(inside);
-        let mut so_far = PathBuf::new();
-        let components: Vec<_> = rel.components().collect();
-        for (index, component) in components.iter().enumerate() {
-            let Component::Normal(name) = component else {
+        let mut pending: std::collections::VecDeque<std::ffi::OsString> =
+            relative(inside).iter().map(ToOwned::to_owned).collect();
+        let mut resolved = PathBuf::new();
+        let mut links = 0;
+        while let Some(name) = pending.pop_front() {
+            if name == ".." {
+                resolved.pop();
                 continue;
-            };
+            }
+            if name == "." {
+                continue;
+            }
             let parent = self
-                .open_path(&so_far)
-                .map_err(|e| RuntimeError::io("resolve in rootfs", self.display(&so_far), e))?;
-            so_far.push(name);
-            let last = index + 1 == components.len();
-            let result = if last && kind == TargetKind::File {
-                rustix::fs::openat(
-                    parent.as_fd(),
-                    *name,
-                    OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::WRONLY
-                        | OFlags::CLOEXEC
-                        | OFlags::NOFOLLOW,
-                    Mode::from_raw_mode(0o644),
-                )
-                .map(drop)
-            } else {
-                rustix::fs::mkdirat(parent.as_fd(), *name, Mode::from_raw_mode(0o755))
-            };
-            match result {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                .open_path(&resolved)
+                .map_err(|e| RuntimeError::io("resolve in rootfs", self.display(&resolved), e))?;
+            let here = resolved.join(&name);
+            let last = pending.is_empty();
+            match rustix::fs::statat(parent.as_fd(), &name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat)
+                    if rustix::fs::FileType::from_raw_mode(stat.st_mode)
+                        == rustix::fs::FileType::Symlink =>
+                {
+                    links += 1;
+                    if links > 40 {
+                        return Err(RuntimeError::io(
+                            "resolve in rootfs",
+                            self.display(inside),
+                            std::io::Error::from_raw_os_error(libc::ELOOP),
+                        ));
+                    }
+                    let target = rustix::fs::readlinkat(parent.as_fd(), &name, Vec::new())
+                        .map_err(|e| {
+                            RuntimeError::io(
+                                "read symlink in rootfs",
+                                self.display(&here),
+                                e.into(),
+                            )
+                        })?;
+                    let target = PathBuf::from(std::ffi::OsStr::from_bytes(target.as_bytes()));
+                    if target.is_absolute() {
+                        resolved = PathBuf::new();
+                    }
+                    for component in target.iter().rev().filter(|c| *c != "/") {
+                        pending.push_front(component.to_owned());
+                    }
+                }
+                Ok(_) => resolved.push(&name),
+                Err(rustix::io::Errno::NOENT) => {
+                    let made = if last && kind == TargetKind::File {
+                        rustix::fs::openat(
+                            parent.as_fd(),
+                            &name,
+                            OFlags::CREATE
+                                | OFlags::EXCL
+                                | OFlags::WRONLY
+                                | OFlags::CLOEXEC
+                                | OFlags::NOFOLLOW,
+                            Mode::from_raw_mode(0o644),
+                        )
+                        .map(drop)
+                    } else {
+                        rustix::fs::mkdirat(parent.as_fd(), &name, Mode::from_raw_mode(0o755))
+                    };
+                    match made {
+                        Ok(()) | Err(rustix::io::Errno::EXIST) => resolved.push(&name),
+                        Err(e) => {
+                            let hint = if e == rustix::io::Errno::ACCESS {
+                                " (the container's root cannot write there: create it in the image, or give the rootfs to the container's uid range)"
+                            } else {
+                                ""
+                            };
+                            return Err(RuntimeError::io(
+                                "create in rootfs",
+                                self.display(&here),
+                                std::io::Error::new(
+                                    std::io::Error::from(e).kind(),
+                                    format!("{}{hint}", std::io::Error::from(e)),
+                                ),
+                            ));
+                        }
+                    }
+                }
                 Err(e) => {
                     return Err(RuntimeError::io(
-                        "create in rootfs",
-                        self.display(&so_far),
+                        "inspect in rootfs",
+                        self.display(&here),
                         e.into(),
                     ))
                 }
             }
         }
-        self.open_path(inside)
+        self.open_path(&resolved)
             .map_err(|e| RuntimeError::io("resolve in rootfs", self.display(inside), e))
     }
 
@@ -176,6 +234,23 @@ mod tests {
             .join("made")
             .is_dir());
         assert!(root.path().join("etc/passwd").is_file());
+    }
+
+    #[test]
+    fn dangling_symlinks_get_their_target_inside_the_root() {
+        let outside = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let host_target = outside.path().join("not-yet");
+        symlink(&host_target, root.path().join("dangling")).unwrap();
+        let dir = RootDir::open(root.path()).unwrap();
+        dir.open_or_create(Path::new("/dangling/inner"), TargetKind::Directory)
+            .unwrap();
+        assert!(!host_target.exists(), "created on the host");
+        let inside = root
+            .path()
+            .join(host_target.strip_prefix("/").unwrap())
+            .join("inner");
+        assert!(inside.is_dir(), "{inside:?} missing");
     }
 
     #[test]
