@@ -1,6 +1,8 @@
 //! Bad input gets one clear error and leaves nothing behind: no state directory, no cgroup,
 //! no process, no mount on the host.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! `palisade-runtime`. Each test fails if the attack succeeds, and where a defence is
 //! optional, also shows that the attack works without it (so the test can fail).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::os::fd::AsRawFd;

@@ -1,6 +1,8 @@
 //! The OCI lifecycle driven through `palisade-runtime`'s runc-compatible command line, with
 //! real containers. Skips (or fails, under PALISADE_REQUIRE_PRIVILEGED=1) without root.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::Path;
