@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what Palisade's build, tests and demo need on a Debian 12 machine (run as root).
+# Idempotent: packages already present are left alone.
+set -euo pipefail
+
+packages=(
+  busybox-static   # the rootfs of test and demo containers (no internet for images)
+  runc crun        # reference runtimes for side-by-side checks and benchmarks
+  containerd podman skopeo  # the ecosystem tests drive palisade-runtime through these
+  iproute2 nftables procps  # namespaces, network tests, ps for `palisade-runtime ps`
+  libc6-dev pkg-config      # building the workspace's C-linking crates
+  time hyperfine jq         # benchmarks and the demo's output
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  for c in "$HOME/.cargo/bin/cargo" /usr/local/cargo/bin/cargo; do
+    [ -x "$c" ] && export PATH="$(dirname "$c"):$PATH" && break
+  done
+fi
+command -v cargo >/dev/null 2>&1 || {
+  echo "setup: cargo (Rust 1.85 or newer) is required; install it with rustup and re-run" >&2
+  exit 1
+}
