@@ -403,3 +403,56 @@ fn cgroup_mount_shows_only_the_container_and_no_release_agent() {
     assert!(!text.contains("release_agent"), "{text}");
     let _ = Duration::from_secs(0);
 }
+
+#[test]
+fn lifecycle_relaxations_and_oom_kills_reach_the_audit_log() {
+    if !privileged() {
+        return;
+    }
+    let rt = Runtime::new();
+    let log = rt.root.path().join("audit.log");
+    let log_arg = log.to_str().unwrap();
+    let bundle = Bundle::new(&["palisade-check", "alloc", "256"]);
+    bundle.edit(|c| {
+        c["linux"]["resources"]["memory"] = json!({ "limit": 32 << 20, "swap": 32 << 20 });
+        c["process"]["noNewPrivileges"] = json!(false);
+    });
+    let id = unique_id("audited");
+    let out = rt.run(&[
+        "--audit-log",
+        log_arg,
+        "run",
+        "-b",
+        bundle.path().to_str().unwrap(),
+        &id,
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    let report = palisade_audit::verify(&[&log]).unwrap();
+    assert!(report.intact, "{report:?}");
+    let events: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"]["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "container_created",
+            "policy_relaxed",
+            "container_started",
+            "oom_killed",
+            "container_deleted"
+        ],
+        "{events:#?}"
+    );
+    assert_eq!(
+        events[1]["event"]["relaxation"],
+        "no_new_privileges_disabled"
+    );
+    assert_eq!(events[0]["event"]["container_id"], id.as_str());
+    assert_eq!(events[3]["event"]["memory_limit"], 32 << 20);
+}

@@ -6,6 +6,7 @@
 //! Landlock, cgroups and a device allow-list. It is synchronous and single-threaded (it forks),
 //! links no network code, and keeps its state under a root directory like runc's `--root`.
 
+pub mod audit;
 pub mod config;
 pub mod container;
 pub mod error;

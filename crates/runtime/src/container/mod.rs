@@ -125,6 +125,28 @@ impl Container {
         )?))
     }
 
+    /// OOM kills seen in the container's cgroup and the memory limit in force, for the audit
+    /// log. Zero when there is no cgroup or the counters cannot be read.
+    pub fn oom_report(&self) -> (u64, Option<u64>) {
+        let Ok(Some(cgroup)) = self.cgroup() else {
+            return (0, None);
+        };
+        let kills = cgroup
+            .memory_events()
+            .map(|e| e.oom_kill.max(e.oom))
+            .unwrap_or(0);
+        let limit = self
+            .state
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.memory().as_ref())
+            .and_then(|m| m.limit())
+            .and_then(|l| u64::try_from(l).ok());
+        (kills, limit)
+    }
+
     pub(crate) fn require_cgroup(&self) -> Result<CgroupManager> {
         self.cgroup()?.ok_or_else(|| {
             RuntimeError::Unsupported(format!("container {:?} has no cgroup", self.state.id))

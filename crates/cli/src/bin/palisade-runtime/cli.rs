@@ -38,6 +38,10 @@ pub(crate) struct GlobalOptions {
     /// Use systemd to manage cgroups (not supported: palisade manages cgroupfs directly)
     #[arg(long = "systemd-cgroup", global = true)]
     pub(crate) systemd_cgroup: bool,
+    /// Audit log for container lifecycle and relaxed defaults ("none" to disable)
+    /// [default: /var/lib/palisade/audit/runtime.log, or under $XDG_DATA_HOME when rootless]
+    #[arg(long = "audit-log", global = true, env = "PALISADE_AUDIT_LOG")]
+    pub(crate) audit_log: Option<PathBuf>,
     /// Log debug messages
     #[arg(long, global = true)]
     pub(crate) debug: bool,

@@ -9,6 +9,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxResources, Process};
+use palisade_runtime::audit::Auditor;
 use palisade_runtime::{Container, CreateOptions, ExecOptions, PsOutput, StateRoot, Status};
 
 use crate::cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, UpdateArgs};
@@ -18,19 +19,27 @@ pub(crate) fn dispatch(cli: Cli) -> Result<i32> {
         bail!("--systemd-cgroup is not supported: palisade-runtime manages cgroupfs directly; run without it (podman: --cgroup-manager=cgroupfs)");
     }
     let root = StateRoot::new(&cli.global.root);
+    let mut audit = match &cli.global.audit_log {
+        Some(path) if path.as_os_str() == "none" => Auditor::disabled(),
+        Some(path) => Auditor::open(path),
+        None => Auditor::open(&palisade_runtime::audit::default_path()),
+    };
     match cli.command {
         Command::Create(args) => {
             palisade_runtime::selfexe::ensure_sealed_copy()?;
-            Container::create(&root, &create_options(&args))?;
+            let container = Container::create(&root, &create_options(&args))?;
+            audit.created(container.persisted());
             Ok(0)
         }
         Command::Start { id } => {
-            Container::load(&root, &id)?.start()?;
+            let container = Container::load(&root, &id)?;
+            container.start()?;
+            audit.started(container.persisted());
             Ok(0)
         }
         Command::Run(args) => {
             palisade_runtime::selfexe::ensure_sealed_copy()?;
-            run(&root, &args.create, args.detach, args.keep)
+            run(&root, &args.create, args.detach, args.keep, &mut audit)
         }
         Command::State { id } => {
             let report = Container::load(&root, &id)?.report();
@@ -38,13 +47,14 @@ pub(crate) fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Kill { id, signal, all } => {
-            let signal = palisade_runtime::container::parse_signal(&signal)?;
-            Container::load(&root, &id)?.kill(signal, all)?;
+            let parsed = palisade_runtime::container::parse_signal(&signal)?;
+            Container::load(&root, &id)?.kill(parsed, all)?;
+            audit.killed(&id, parsed.as_str(), all);
             Ok(0)
         }
         Command::Delete { id, force } => {
             match Container::load(&root, &id) {
-                Ok(container) => container.delete(force)?,
+                Ok(container) => delete(container, force, &mut audit)?,
                 // runc: deleting a missing container with --force is not an error.
                 Err(palisade_runtime::RuntimeError::NotFound(_)) if force => {}
                 Err(e) => return Err(e.into()),
@@ -53,7 +63,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Exec(args) => {
             palisade_runtime::selfexe::ensure_sealed_copy()?;
-            exec(&root, &args)
+            exec(&root, &args, &mut audit)
         }
         Command::Ps {
             id,
@@ -136,23 +146,40 @@ fn forwarded_signals() -> SigSet {
     set
 }
 
-fn run(root: &StateRoot, args: &CreateArgs, detach: bool, keep: bool) -> Result<i32> {
+/// Deletes a container, first noting an OOM kill in its cgroup for the audit log.
+fn delete(container: Container, force: bool, audit: &mut Auditor) -> Result<()> {
+    let (oom_kills, memory_limit) = container.oom_report();
+    let state = container.persisted().clone();
+    container.delete(force)?;
+    audit.deleted(&state, force, oom_kills, memory_limit);
+    Ok(())
+}
+
+fn run(
+    root: &StateRoot,
+    args: &CreateArgs,
+    detach: bool,
+    keep: bool,
+    audit: &mut Auditor,
+) -> Result<i32> {
     if !detach {
         // The container's init is our grandchild: become its reaper to learn its exit code.
         nix::sys::prctl::set_child_subreaper(true).context("PR_SET_CHILD_SUBREAPER")?;
     }
     let container = Container::create(root, &create_options(args))?;
+    audit.created(container.persisted());
     if let Err(e) = container.start() {
         let _ = container.delete(true);
         return Err(e.into());
     }
+    audit.started(container.persisted());
     if detach {
         return Ok(0);
     }
     let pid = Pid::from_raw(container.persisted().init_pid);
     let code = wait_forwarding(pid)?;
     if !keep {
-        Container::load(root, &args.id)?.delete(true)?;
+        delete(Container::load(root, &args.id)?, true, audit)?;
     }
     Ok(code)
 }
@@ -180,7 +207,7 @@ fn wait_forwarding(pid: Pid) -> Result<i32> {
     }
 }
 
-fn exec(root: &StateRoot, args: &ExecArgs) -> Result<i32> {
+fn exec(root: &StateRoot, args: &ExecArgs, audit: &mut Auditor) -> Result<i32> {
     let container = Container::load(root, &args.id)?;
     let mut process: Process = match &args.process {
         Some(path) => {
@@ -266,6 +293,7 @@ fn exec(root: &StateRoot, args: &ExecArgs) -> Result<i32> {
     if !args.detach {
         nix::sys::prctl::set_child_subreaper(true).context("PR_SET_CHILD_SUBREAPER")?;
     }
+    let exec_args = process.args().clone().unwrap_or_default();
     let outcome = container.exec(&ExecOptions {
         process,
         detach: args.detach,
@@ -273,6 +301,7 @@ fn exec(root: &StateRoot, args: &ExecArgs) -> Result<i32> {
         console_socket: args.console_socket.clone(),
         preserve_fds: args.preserve_fds,
     })?;
+    audit.executed(container.persisted(), outcome.pid, &exec_args);
     if args.detach {
         return Ok(0);
     }
