@@ -296,12 +296,17 @@ fn install_seccomp(cp: &ContainerProcess<'_>) -> Result<()> {
 /// Finds `program` the way execvp would, using the container's PATH.
 pub(crate) fn find_executable(program: &str, env: &[String]) -> Result<PathBuf> {
     if program.contains('/') {
-        return if is_executable(Path::new(program)) {
-            Ok(PathBuf::from(program))
-        } else {
-            Err(RuntimeError::Init(format!(
-                "exec: {program:?}: no such file or executable"
-            )))
+        // Say which of the two it is, in runc's words: podman turns "no such file or
+        // directory" into exit code 127 and "permission denied" into 126.
+        let path = Path::new(program);
+        return match nix::unistd::access(path, nix::unistd::AccessFlags::X_OK) {
+            Ok(()) if path.is_file() => Ok(PathBuf::from(program)),
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => Err(RuntimeError::Init(
+                format!("exec: {program:?}: no such file or directory"),
+            )),
+            _ => Err(RuntimeError::Init(format!(
+                "exec: {program:?}: permission denied"
+            ))),
         };
     }
     let path = env

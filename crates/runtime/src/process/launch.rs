@@ -55,8 +55,13 @@ pub(crate) fn launch(req: LaunchRequest<'_>, hooks: RuntimeHooks<'_>) -> Result<
     let (ours, theirs) = Channel::pair()?;
     // The forked processes carry host descriptors and the host binary until they exec: keep
     // the container from ptracing them or opening their /proc/<pid>/{exe,fd} (CVE-2019-5736).
-    palisade_sys::process::set_dumpable(false)
-        .map_err(|e| RuntimeError::sys("PR_SET_DUMPABLE", e))?;
+    // A rootless runtime stays dumpable until the id maps are written: a non-dumpable child's
+    // /proc files belong to root, so we could not write its uid_map; the child turns itself
+    // non-dumpable right after.
+    if nix::unistd::geteuid().is_root() {
+        palisade_sys::process::set_dumpable(false)
+            .map_err(|e| RuntimeError::sys("PR_SET_DUMPABLE", e))?;
+    }
     let intermediate = match fork().map_err(|e| RuntimeError::sys("fork", e))? {
         Forked::Child => {
             drop(ours);
@@ -165,6 +170,7 @@ fn intermediate_main(req: &LaunchRequest<'_>, chan: &Channel) -> Result<()> {
         chan.expect(&Message::IdMapsWritten)?;
         become_root_if_mapped()?;
     }
+    palisade_sys::process::set_dumpable(false).map_err(|e| RuntimeError::sys("PR_SET_DUMPABLE", e))?;
     if !req.new.is_empty() {
         unshare(req.new)
             .map_err(|e| RuntimeError::sys(format!("create namespaces {:?}", req.new), e))?;
@@ -180,7 +186,12 @@ fn intermediate_main(req: &LaunchRequest<'_>, chan: &Channel) -> Result<()> {
             let code = match init::container_main(&req.process, chan) {
                 Ok(never) => match never {},
                 Err(e) => {
-                    let message = error_chain(&e);
+                    // The parent wraps what it receives in `RuntimeError::Init`: send an
+                    // `Init` error's bare message so it is not said twice.
+                    let message = match &e {
+                        RuntimeError::Init(message) => message.clone(),
+                        other => error_chain(other),
+                    };
                     // After `Ready` nobody listens any more: the container's stderr is the
                     // only place left to say why it never ran.
                     if chan
