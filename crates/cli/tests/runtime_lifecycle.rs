@@ -424,3 +424,54 @@ fn console_socket_receives_a_working_pty() {
     assert!(output.contains("tty-ok"), "{output:?}");
     assert!(output.contains("/dev/pts/0"), "{output:?}");
 }
+
+#[test]
+fn rootless_runtime_runs_as_an_unprivileged_user() {
+    if !privileged() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let rt = Runtime::new();
+    let state_root = host_dir("rootless-state");
+    let bundle = Bundle::new(&["sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    std::fs::remove_file(bundle.path().join("config.json")).unwrap();
+    std::fs::set_permissions(bundle.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let as_nobody = |args: &str| {
+        std::process::Command::new("su")
+            .args(["nobody", "-s", "/bin/sh", "-c"])
+            .arg(format!(
+                "cd {} && {RUNTIME} --audit-log none --root {} {args}",
+                bundle.path().display(),
+                state_root.display()
+            ))
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody("spec --rootless");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rootfs = rootfs().display().to_string();
+    bundle.edit(|c| {
+        c["root"]["path"] = json!(rootfs);
+        c["process"]["args"] = json!(["sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    });
+    let out = as_nobody(&format!("run {}", unique_id("rootless")));
+    assert!(
+        out.status.success(),
+        "rootless run failed: {}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("0"), "{text}");
+    let map: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        map,
+        ["0", "65534", "1"],
+        "container root must be the unprivileged caller: {text}"
+    );
+    drop(rt);
+}

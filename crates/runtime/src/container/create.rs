@@ -103,7 +103,7 @@ fn create_in(
             }
         }
         // A rootless container without limits may run without a cgroup of its own.
-        Err(e) if rootless && resources.is_none() => {
+        Err(e) if rootless && !resources.is_some_and(requests_limits) => {
             tracing::debug!(error = %e, "rootless: running without a cgroup");
         }
         Err(e) => return Err(e.into()),
@@ -229,6 +229,28 @@ fn create_in(
         root: root.clone(),
         state: persisted,
     })
+}
+
+/// Whether `resources` asks for any limit (a rootless container without one may run without a
+/// cgroup of its own; device rules alone do not count, the user namespace already denies mknod).
+fn requests_limits(resources: &oci_spec::runtime::LinuxResources) -> bool {
+    resources
+        .memory()
+        .is_some_and(|m| m.limit().is_some() || m.swap().is_some() || m.reservation().is_some())
+        || resources.pids().is_some()
+        || resources.cpu().as_ref().is_some_and(|c| {
+            c.shares().is_some() || c.quota().is_some() || c.cpus().is_some() || c.mems().is_some()
+        })
+        || resources.block_io().as_ref().is_some_and(|b| {
+            b.weight().is_some()
+                || b.throttle_read_bps_device().is_some()
+                || b.throttle_write_bps_device().is_some()
+        })
+        || resources
+            .hugepage_limits()
+            .as_ref()
+            .is_some_and(|h| !h.is_empty())
+        || resources.unified().as_ref().is_some_and(|u| !u.is_empty())
 }
 
 /// The device rules of the config plus the devices every container gets (the default /dev

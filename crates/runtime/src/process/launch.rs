@@ -170,7 +170,8 @@ fn intermediate_main(req: &LaunchRequest<'_>, chan: &Channel) -> Result<()> {
         chan.expect(&Message::IdMapsWritten)?;
         become_root_if_mapped()?;
     }
-    palisade_sys::process::set_dumpable(false).map_err(|e| RuntimeError::sys("PR_SET_DUMPABLE", e))?;
+    palisade_sys::process::set_dumpable(false)
+        .map_err(|e| RuntimeError::sys("PR_SET_DUMPABLE", e))?;
     if !req.new.is_empty() {
         unshare(req.new)
             .map_err(|e| RuntimeError::sys(format!("create namespaces {:?}", req.new), e))?;
