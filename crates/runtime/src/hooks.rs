@@ -28,7 +28,8 @@ pub struct HookState<'a> {
 /// Hooks without a timeout may still not hang the runtime forever.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Runs `hooks` in order; the first failure stops the rest.
+/// Runs `hooks` in order; the first failure stops the rest (prestart, createRuntime,
+/// createContainer, startContainer).
 pub fn run_hooks(kind: &'static str, hooks: &[Hook], state: &HookState<'_>) -> Result<()> {
     let input = serde_json::to_vec(state).map_err(|e| RuntimeError::Hook {
         kind,
@@ -39,6 +40,27 @@ pub fn run_hooks(kind: &'static str, hooks: &[Hook], state: &HookState<'_>) -> R
         run_hook(kind, hook, &input)?;
     }
     Ok(())
+}
+
+/// Runs every hook of `hooks` in order, logging each failure as a warning and going on with
+/// the rest: the OCI spec's rule for `poststart` and `poststop` hooks. Returns how many
+/// failed.
+pub fn run_hooks_warn(kind: &'static str, hooks: &[Hook], state: &HookState<'_>) -> usize {
+    let input = match serde_json::to_vec(state) {
+        Ok(input) => input,
+        Err(e) => {
+            tracing::warn!(kind, error = %e, "cannot serialise the hook state; hooks not run");
+            return hooks.len();
+        }
+    };
+    let mut failed = 0;
+    for hook in hooks {
+        if let Err(e) = run_hook(kind, hook, &input) {
+            tracing::warn!(error = %e, "{kind} hook failed");
+            failed += 1;
+        }
+    }
+    failed
 }
 
 fn run_hook(kind: &'static str, hook: &Hook, input: &[u8]) -> Result<()> {
@@ -158,5 +180,24 @@ mod tests {
             .build()
             .unwrap();
         assert!(run_hooks("prestart", &[missing], &state()).is_err());
+    }
+
+    #[test]
+    fn warn_mode_runs_the_hooks_after_a_failing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let fail = HookBuilder::default().path("/bin/false").build().unwrap();
+        let ok = HookBuilder::default()
+            .path("/bin/sh")
+            .args(vec![
+                "sh".into(),
+                "-c".into(),
+                format!("echo called >> {}", out.display()),
+            ])
+            .build()
+            .unwrap();
+        let failed = run_hooks_warn("poststop", &[fail.clone(), ok, fail], &state());
+        assert_eq!(failed, 2);
+        assert_eq!(std::fs::read_to_string(out).unwrap(), "called\n");
     }
 }

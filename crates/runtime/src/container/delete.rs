@@ -43,11 +43,9 @@ impl Container {
             .as_ref()
             .and_then(|h| h.poststop().as_deref())
         {
-            // Poststop failures are logged, never fatal (OCI spec).
-            if let Err(e) = crate::hooks::run_hooks("poststop", hooks, &self.hook_state("stopped"))
-            {
-                tracing::warn!(error = %e, "poststop hook failed");
-            }
+            // Poststop failures are logged, never fatal, and the remaining hooks still run
+            // (OCI spec).
+            crate::hooks::run_hooks_warn("poststop", hooks, &self.hook_state("stopped"));
         }
         if problems.is_empty() {
             Ok(())

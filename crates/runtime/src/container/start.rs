@@ -56,11 +56,9 @@ impl Container {
             .as_ref()
             .and_then(|h| h.poststart().as_deref())
         {
-            // A failing poststart hook is reported but does not stop the container (OCI spec).
-            if let Err(e) = crate::hooks::run_hooks("poststart", hooks, &self.hook_state("running"))
-            {
-                tracing::warn!(error = %e, "poststart hook failed");
-            }
+            // A failing poststart hook is logged; the remaining hooks still run and the
+            // container is not stopped (OCI spec).
+            crate::hooks::run_hooks_warn("poststart", hooks, &self.hook_state("running"));
         }
         Ok(())
     }
