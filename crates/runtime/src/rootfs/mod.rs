@@ -37,13 +37,7 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
         .and_then(|l| l.rootfs_propagation().as_deref())
         .and_then(options::rootfs_propagation)
         .unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
-    // Shared propagation of "/" would leak our mounts to the host: only slave/private here;
-    // a requested "shared" is applied to the new root after pivot_root.
-    let host_side = if propagation.contains(MsFlags::MS_SHARED) {
-        MsFlags::MS_SLAVE | MsFlags::MS_REC
-    } else {
-        propagation | MsFlags::MS_REC
-    };
+    let host_side = host_side_propagation(propagation);
     mount(None::<&str>, "/", None::<&str>, host_side, None::<&str>)
         .map_err(|e| RuntimeError::sys("make / a slave mount", e))?;
     mount(
@@ -92,6 +86,18 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
         devices::create_symlinks(&root, with_pts)?;
     }
     Ok(())
+}
+
+/// The propagation given to the namespace's copy of the host's "/" before the rootfs is
+/// bound. Shared propagation there would leak our mounts to the host, and an unbindable "/"
+/// could not have the rootfs bound from it (EINVAL): only slave/private here; a requested
+/// "shared" or "unbindable" is applied to the new root after pivot_root (`finish`).
+fn host_side_propagation(requested: MsFlags) -> MsFlags {
+    if requested.intersects(MsFlags::MS_SHARED | MsFlags::MS_UNBINDABLE) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        requested | MsFlags::MS_REC
+    }
 }
 
 /// Makes the rootfs the process's root. With `no_pivot` (for ramdisk roots where pivot_root
@@ -245,4 +251,24 @@ fn readonly_path(path: &Path) -> Result<()> {
     let fd = open_nofollow(path)?
         .ok_or_else(|| RuntimeError::InvalidConfig(format!("{path:?} vanished")))?;
     mounts::remount_bind(&fd_path(&fd), MsFlags::MS_RDONLY | MsFlags::MS_REC, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_side_propagation_is_never_shared_or_unbindable() {
+        let slave = MsFlags::MS_SLAVE | MsFlags::MS_REC;
+        for requested in ["shared", "rshared", "unbindable", "runbindable"] {
+            let flags = options::rootfs_propagation(requested).unwrap();
+            assert_eq!(host_side_propagation(flags), slave, "{requested}");
+        }
+        let private = options::rootfs_propagation("private").unwrap();
+        assert_eq!(
+            host_side_propagation(private),
+            MsFlags::MS_PRIVATE | MsFlags::MS_REC
+        );
+        assert_eq!(host_side_propagation(slave), slave);
+    }
 }
