@@ -141,10 +141,19 @@ pub(crate) enum Command {
     Features,
     /// Not supported (CRIU does not work on this kernel)
     #[command(hide = true)]
-    Checkpoint { id: String },
+    Checkpoint {
+        /// runc's options and the id, taken as they come so the caller (containerd's
+        /// `ctr task checkpoint`, podman) hears "not supported", not "unexpected argument"
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Not supported (CRIU does not work on this kernel)
     #[command(hide = true)]
-    Restore { id: String },
+    Restore {
+        /// runc's options and the id, taken as they come
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
