@@ -456,3 +456,84 @@ fn lifecycle_relaxations_and_oom_kills_reach_the_audit_log() {
     assert_eq!(events[0]["event"]["container_id"], id.as_str());
     assert_eq!(events[3]["event"]["memory_limit"], 32 << 20);
 }
+
+#[test]
+fn seccomp_notify_hands_the_listener_to_the_agent() {
+    // SCMP_ACT_NOTIFY with listenerPath: the agent gets the listener descriptor and the
+    // container state, and its answers decide the container's system calls.
+    if !privileged() {
+        return;
+    }
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    use std::os::fd::AsFd;
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "mkdir /tmp/agent-says-no && echo made || echo refused",
+    ]);
+    let socket = bundle.path().join("agent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let socket_path = socket.display().to_string();
+    bundle.edit(|c| {
+        let seccomp = &mut c["linux"]["seccomp"];
+        seccomp["listenerPath"] = json!(socket_path);
+        seccomp["listenerMetadata"] = json!("palisade-test");
+        seccomp["syscalls"].as_array_mut().unwrap().insert(
+            0,
+            json!({ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY" }),
+        );
+    });
+    let agent = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 8192];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let msg = rustix::net::recvmsg(
+            &stream,
+            &mut [std::io::IoSliceMut::new(&mut buf)],
+            &mut control,
+            RecvFlags::empty(),
+        )
+        .unwrap();
+        let state: Value = serde_json::from_slice(&buf[..msg.bytes]).unwrap();
+        let mut fd = None;
+        for m in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(mut fds) = m {
+                fd = fds.next();
+            }
+        }
+        let fd = fd.expect("no listener descriptor");
+        let note = palisade_sys::seccomp::receive_notification(fd.as_fd()).unwrap();
+        palisade_sys::seccomp::respond(
+            fd.as_fd(),
+            note.id,
+            palisade_sys::seccomp::NotificationResponse::Fail(libc_eacces()),
+        )
+        .unwrap();
+        state
+    });
+    let out = rt.run(&[
+        "run",
+        "-b",
+        bundle.path().to_str().unwrap(),
+        &unique_id("notify"),
+    ]);
+    let state = agent.join().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        "refused",
+        "the agent's answer was not applied"
+    );
+    assert_eq!(state["fds"], json!(["seccompFd"]));
+    assert_eq!(state["metadata"], "palisade-test");
+    assert!(state["state"]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("notify-"));
+}
+
+fn libc_eacces() -> i32 {
+    nix::errno::Errno::EACCES as i32
+}
