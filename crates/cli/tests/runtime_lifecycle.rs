@@ -475,3 +475,41 @@ fn rootless_runtime_runs_as_an_unprivileged_user() {
     );
     drop(rt);
 }
+
+#[test]
+fn run_and_exec_with_a_terminal_but_no_console_socket_proxy_a_pty() {
+    // `runc run` with process.terminal and no --console-socket gives the caller the pty;
+    // `script` supplies a terminal for us.
+    if !privileged() {
+        return;
+    }
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "test -t 0 && echo TTY-$(tty); read line; echo got:$line; exit 4",
+    ]);
+    bundle.edit(|c| c["process"]["terminal"] = json!(true));
+    let id = unique_id("localtty");
+    let cmd = format!(
+        "{RUNTIME} --root {} run -b {} {id}",
+        rt.root.path().display(),
+        bundle.path().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    assert!(text.contains("TTY-/dev/pts/0"), "{text}");
+    assert!(text.contains("got:hello"), "{text}");
+    assert!(!rt.container_dir(&id).exists());
+}

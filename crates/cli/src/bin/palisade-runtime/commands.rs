@@ -166,8 +166,34 @@ fn run(
         // The container's init is our grandchild: become its reaper to learn its exit code.
         nix::sys::prctl::set_child_subreaper(true).context("PR_SET_CHILD_SUBREAPER")?;
     }
-    let container = Container::create(root, &create_options(args))?;
+    let wants_terminal = palisade_runtime::config::load_spec(&args.bundle)
+        .ok()
+        .and_then(|s| s.process().as_ref().and_then(|p| p.terminal()))
+        .unwrap_or(false);
+    let mut options = create_options(args);
+    let console = if wants_terminal && args.console_socket.is_none() {
+        if detach {
+            bail!("the process wants a terminal: pass --console-socket to run it detached, or run it in the foreground");
+        }
+        let console = crate::tty::LocalConsole::new()?;
+        options.console_socket = Some(console.path());
+        Some(console)
+    } else {
+        None
+    };
+    let container = Container::create(root, &options)?;
     audit.created(container.persisted());
+    let master = match console
+        .as_ref()
+        .map(crate::tty::LocalConsole::receive)
+        .transpose()
+    {
+        Ok(master) => master,
+        Err(e) => {
+            let _ = container.delete(true);
+            return Err(e);
+        }
+    };
     if let Err(e) = container.start() {
         let _ = container.delete(true);
         return Err(e.into());
@@ -177,7 +203,10 @@ fn run(
         return Ok(0);
     }
     let pid = Pid::from_raw(container.persisted().init_pid);
-    let code = wait_forwarding(pid)?;
+    let code = match master {
+        Some(master) => crate::tty::proxy(master, pid)?,
+        None => wait_forwarding(pid)?,
+    };
     if !keep {
         delete(Container::load(root, &args.id)?, true, audit)?;
     }
@@ -294,18 +323,32 @@ fn exec(root: &StateRoot, args: &ExecArgs, audit: &mut Auditor) -> Result<i32> {
         nix::sys::prctl::set_child_subreaper(true).context("PR_SET_CHILD_SUBREAPER")?;
     }
     let exec_args = process.args().clone().unwrap_or_default();
+    let console = if process.terminal().unwrap_or(false) && args.console_socket.is_none() {
+        if args.detach {
+            bail!("--tty with --detach needs --console-socket");
+        }
+        Some(crate::tty::LocalConsole::new()?)
+    } else {
+        None
+    };
     let outcome = container.exec(&ExecOptions {
         process,
         detach: args.detach,
         pid_file: args.pid_file.clone(),
-        console_socket: args.console_socket.clone(),
+        console_socket: console
+            .as_ref()
+            .map(crate::tty::LocalConsole::path)
+            .or_else(|| args.console_socket.clone()),
         preserve_fds: args.preserve_fds,
     })?;
     audit.executed(container.persisted(), outcome.pid, &exec_args);
     if args.detach {
         return Ok(0);
     }
-    wait_forwarding(Pid::from_raw(outcome.pid))
+    match console {
+        Some(console) => crate::tty::proxy(console.receive()?, Pid::from_raw(outcome.pid)),
+        None => wait_forwarding(Pid::from_raw(outcome.pid)),
+    }
 }
 
 fn list(root: &StateRoot, format: ListFormat, quiet: bool) -> Result<i32> {

@@ -1,0 +1,193 @@
+//! A terminal for `run` and `exec` in the foreground when the process wants one and no
+//! `--console-socket` was given: we become the console socket ourselves, receive the pty
+//! master, and copy bytes between it and our own stdin/stdout (raw mode when stdin is a tty),
+//! forwarding window-size changes and signals, like runc does.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::termios;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+/// A console socket we listen on ourselves.
+pub(crate) struct LocalConsole {
+    dir: PathBuf,
+    listener: UnixListener,
+}
+
+impl LocalConsole {
+    pub(crate) fn new() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("palisade-console-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        let listener =
+            UnixListener::bind(dir.join("console.sock")).context("bind console socket")?;
+        Ok(Self { dir, listener })
+    }
+
+    pub(crate) fn path(&self) -> PathBuf {
+        self.dir.join("console.sock")
+    }
+
+    /// Receives the pty master the container's process sent.
+    pub(crate) fn receive(&self) -> Result<OwnedFd> {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+        let (stream, _) = self.listener.accept().context("accept on console socket")?;
+        let mut buf = [0u8; 4096];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        rustix::net::recvmsg(
+            &stream,
+            &mut [std::io::IoSliceMut::new(&mut buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        )
+        .context("receive the pty master")?;
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(mut fds) = message {
+                if let Some(fd) = fds.next() {
+                    return Ok(fd);
+                }
+            }
+        }
+        anyhow::bail!("the container sent no terminal")
+    }
+}
+
+impl Drop for LocalConsole {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Restores the terminal mode on drop.
+struct RawMode {
+    original: Option<termios::Termios>,
+}
+
+impl RawMode {
+    fn enter() -> Self {
+        let stdin = std::io::stdin();
+        let Ok(original) = termios::tcgetattr(stdin.as_fd()) else {
+            return Self { original: None };
+        };
+        let mut raw = original.clone();
+        termios::cfmakeraw(&mut raw);
+        let _ = termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, &raw);
+        Self {
+            original: Some(original),
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(original) = &self.original {
+            let _ =
+                termios::tcsetattr(std::io::stdin().as_fd(), termios::SetArg::TCSANOW, original);
+        }
+    }
+}
+
+fn copy_window_size(to: &OwnedFd) {
+    if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
+        let _ = rustix::termios::tcsetwinsize(to, size);
+    }
+}
+
+/// Copies between our stdio and `master` until `pid` exits; returns its exit code.
+pub(crate) fn proxy(master: OwnedFd, pid: Pid) -> Result<i32> {
+    let mut signals = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGWINCH,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        signals.add(s);
+    }
+    signals.thread_block().context("block signals")?;
+    let sfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .context("signalfd")?;
+    let _raw = RawMode::enter();
+    copy_window_size(&master);
+    let mut master_file = std::fs::File::from(master.try_clone().context("dup pty master")?);
+    let mut stdin_open = true;
+    let mut buf = [0u8; 8192];
+    let mut exit: Option<i32> = None;
+    loop {
+        let stdin = std::io::stdin();
+        let mut fds = vec![
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(master.as_fd(), PollFlags::POLLIN),
+        ];
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        let timeout = if exit.is_some() {
+            PollTimeout::from(50u16)
+        } else {
+            PollTimeout::NONE
+        };
+        match poll(&mut fds, timeout) {
+            Ok(0) => return Ok(exit.unwrap_or(0)),
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e).context("poll"),
+        }
+        let ready = |i: usize| {
+            fds.get(i)
+                .and_then(|f| f.revents())
+                .unwrap_or(PollFlags::empty())
+        };
+        let (sig_ready, master_ready, stdin_ready) = (ready(0), ready(1), ready(2));
+        if master_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+            match master_file.read(&mut buf) {
+                Ok(0) | Err(_) if exit.is_some() => return Ok(exit.unwrap_or(0)),
+                Ok(0) | Err(_) => {}
+                Ok(n) => {
+                    let mut out = std::io::stdout();
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                }
+            }
+        }
+        if stdin_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP) {
+            match std::io::stdin().read(&mut buf) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    let _ = master_file.write_all(&buf[..n]);
+                }
+            }
+        }
+        if sig_ready.contains(PollFlags::POLLIN) {
+            while let Ok(Some(info)) = sfd.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGCHLD) => loop {
+                        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                            Ok(WaitStatus::Exited(p, code)) if p == pid => exit = Some(code),
+                            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => {
+                                exit = Some(128 + sig as i32)
+                            }
+                            Ok(WaitStatus::StillAlive) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                    },
+                    Ok(Signal::SIGWINCH) => copy_window_size(&master),
+                    Ok(other) => {
+                        let _ = nix::sys::signal::kill(pid, other);
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+}
