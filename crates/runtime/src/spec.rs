@@ -276,7 +276,14 @@ pub fn hardened(rootless: bool) -> Result<Spec> {
         .process(process)
         .hostname("palisade")
         .mounts(mounts)
-        .linux(linux.build().map_err(err)?)
+        .linux({
+            let mut linux = linux.build().map_err(err)?;
+            if rootless {
+                // An unprivileged user gets no cgroup of its own to put limits in.
+                linux.set_resources(None);
+            }
+            linux
+        })
         .annotations(annotations)
         .build()
         .map_err(err)
