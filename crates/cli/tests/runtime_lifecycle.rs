@@ -513,3 +513,39 @@ fn run_and_exec_with_a_terminal_but_no_console_socket_proxy_a_pty() {
     assert!(text.contains("got:hello"), "{text}");
     assert!(!rt.container_dir(&id).exists());
 }
+
+#[test]
+fn idmapped_bind_mounts_show_host_files_as_the_containers_own() {
+    if !privileged() {
+        return;
+    }
+    let rt = Runtime::new();
+    let host = host_dir("idmap");
+    std::fs::write(host.join("file"), "x").unwrap();
+    std::fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script =
+        "stat -c %u /hostout/file; touch /hostout/new 2>/dev/null && echo wrote || echo refused";
+    let run = |options: serde_json::Value| {
+        let bundle = Bundle::new(&["sh", "-c", script]);
+        let source = host.display().to_string();
+        bundle.edit(|c| c["mounts"].as_array_mut().unwrap().push(json!({ "destination": "/hostout", "type": "bind", "source": source, "options": options })));
+        let out = rt.run(&[
+            "run",
+            "-b",
+            bundle.path().to_str().unwrap(),
+            &unique_id("idmap"),
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    // Plain bind: host root's files belong to nobody inside, and are not writable.
+    assert_eq!(run(json!(["rbind", "rw"])), ["65534", "refused"]);
+    // Id-mapped through the container's own maps: they are root's inside, and what the
+    // container writes belongs to host root outside.
+    assert_eq!(run(json!(["rbind", "rw", "idmap"])), ["0", "wrote"]);
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(host.join("new")).unwrap());
+    assert_eq!(owner, 0);
+}

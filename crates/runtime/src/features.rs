@@ -5,6 +5,8 @@ use serde_json::{json, Value};
 /// Mount options `create` understands.
 pub const MOUNT_OPTIONS: &[&str] = &[
     "async",
+    "idmap",
+    "ridmap",
     "atime",
     "bind",
     "defaults",
@@ -72,7 +74,7 @@ pub fn document() -> Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": {
             "org.palisade.landlock": "rootfs: confine the container's processes to its rootfs with Landlock",

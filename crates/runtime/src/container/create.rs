@@ -134,6 +134,7 @@ fn create_in(
         Some(path) => Some(connect(Path::new(path), "seccomp listenerPath")?),
         None => None,
     };
+    let idmapped = crate::rootfs::idmap::prepare_all(spec)?;
     let plan = &checked.namespaces;
     let join = namespaces::open_all(&plan.join)?;
     let owner = if rootless {
@@ -153,6 +154,7 @@ fn create_in(
             cgroup_namespace: plan.has(nix::sched::CloneFlags::CLONE_NEWCGROUP),
             cgroup_dirs: &cgroup_dirs,
             cgroup_unified,
+            idmapped,
         },
         caps: checked.caps.clone(),
         seccomp: checked.seccomp.as_ref(),

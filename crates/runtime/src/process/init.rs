@@ -47,6 +47,7 @@ pub(crate) enum Role<'a> {
         cgroup_namespace: bool,
         cgroup_dirs: &'a [(String, PathBuf)],
         cgroup_unified: bool,
+        idmapped: Vec<crate::rootfs::idmap::IdmappedMount>,
     },
     Exec,
 }
@@ -62,6 +63,7 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
         cgroup_namespace,
         cgroup_dirs,
         cgroup_unified,
+        idmapped,
         ..
     } = &cp.role
     {
@@ -77,6 +79,7 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
             cgroup_namespace: *cgroup_namespace,
             cgroup_dirs,
             cgroup_unified: *cgroup_unified,
+            idmapped,
         };
         rootfs::prepare(&plan)?;
         if terminal {
@@ -184,9 +187,12 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
         cp.process.env().as_deref().unwrap_or_default(),
     )?;
 
-    if let Role::Init { fifo, .. } = &cp.role {
+    // The exec fifo's write end stays open (close-on-exec) until the execve below: `start`
+    // waits for its EOF, so poststart hooks run only once the user's program has been
+    // executed (OCI spec).
+    let _start_signal = if let Role::Init { fifo, .. } = &cp.role {
         chan.send(&Message::Ready)?;
-        wait_for_start(fifo)?;
+        let writer = wait_for_start(fifo)?;
         if let Some(h) = cp
             .spec
             .hooks()
@@ -195,9 +201,11 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
         {
             hooks::run_hooks("startContainer", h, &hook_state(cp, "running", 0))?;
         }
+        Some(writer)
     } else {
         chan.send(&Message::Ready)?;
-    }
+        None
+    };
     // Nothing the runtime opened may reach the user's program (CVE-2024-21626).
     palisade_sys::process::cloexec_from(3 + cp.preserve_fds as i32)
         .map_err(|e| RuntimeError::sys("close_range", e))?;
@@ -245,8 +253,9 @@ fn check_cwd_inside() -> Result<()> {
     Ok(())
 }
 
-/// Blocks until `start` opens the FIFO for reading, then tells it we are going.
-fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
+/// Blocks until `start` opens the FIFO for reading, then tells it we are going. Returns the
+/// close-on-exec write end: `start` sees EOF when the execve (or our death) closes it.
+fn wait_for_start(fifo: &OwnedFd) -> Result<OwnedFd> {
     let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
     let writer = rustix::fs::open(
         path.as_str(),
@@ -255,7 +264,7 @@ fn wait_for_start(fifo: &OwnedFd) -> Result<()> {
     )
     .map_err(|e| RuntimeError::sys("open exec fifo", std::io::Error::from(e)))?;
     nix::unistd::write(&writer, b"0").map_err(|e| RuntimeError::sys("write exec fifo", e))?;
-    Ok(())
+    Ok(writer)
 }
 
 fn install_landlock(cp: &ContainerProcess<'_>) -> Result<()> {

@@ -3,6 +3,7 @@
 //! Runs in the container's init, in its new mount namespace, before the user process exists.
 
 pub(crate) mod devices;
+pub(crate) mod idmap;
 pub(crate) mod mounts;
 pub(crate) mod options;
 pub(crate) mod resolve;
@@ -27,6 +28,8 @@ pub(crate) struct RootfsPlan<'a> {
     pub(crate) cgroup_namespace: bool,
     pub(crate) cgroup_dirs: &'a [(String, PathBuf)],
     pub(crate) cgroup_unified: bool,
+    /// Id-mapped mounts prepared by the runtime, by index into the config's mounts.
+    pub(crate) idmapped: &'a [idmap::IdmappedMount],
 }
 
 /// Steps before pivot_root: make our mounts private to this namespace, bind the rootfs onto
@@ -58,8 +61,19 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
         cgroup_unified: plan.cgroup_unified,
     };
     let mounts = plan.spec.mounts().as_deref().unwrap_or_default();
-    for m in mounts {
-        mounts::mount_entry(&ctx, m)?;
+    for (index, m) in mounts.iter().enumerate() {
+        match plan.idmapped.iter().find(|t| t.index == index) {
+            Some(prepared) => {
+                let kind = if m.source().as_ref().is_some_and(|s| s.is_dir()) {
+                    resolve::TargetKind::Directory
+                } else {
+                    resolve::TargetKind::File
+                };
+                let target = root.open_or_create(m.destination(), kind)?;
+                idmap::attach(&prepared.tree, &target)?;
+            }
+            None => mounts::mount_entry(&ctx, m)?,
+        }
     }
 
     let dev_is_bind = mounts.iter().any(|m| {
