@@ -358,6 +358,43 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
 }
 
 #[test]
+fn poststart_hooks_run_after_the_user_program_is_executed() {
+    if !privileged() {
+        return;
+    }
+    let rt = Runtime::new();
+    let out_dir = host_dir("poststart-exec");
+    let exe = out_dir.join("exe");
+    let _ = std::fs::remove_file(&exe);
+    let bundle = Bundle::new(&["sleep", "300"]);
+    // A slow startContainer hook keeps the init from exec'ing for a while: poststart must
+    // still see the user's program, not the runtime's init. A failing poststart hook before
+    // it must not stop it from running (both per the OCI spec).
+    let record = format!(
+        "pid=$(sed -n 's/.*\"pid\":\\([0-9]*\\).*/\\1/p'); readlink /proc/$pid/exe > {}",
+        exe.display()
+    );
+    bundle.edit(|c| {
+        c["hooks"] = json!({
+            "startContainer": [{ "path": "/bin/sh", "args": ["sh", "-c", "sleep 1"] }],
+            "poststart": [
+                { "path": "/bin/false" },
+                { "path": "/bin/sh", "args": ["sh", "-c", record] },
+            ],
+        });
+    });
+    let id = unique_id("poststart-exec");
+    rt.detached(&["create", "-b", bundle.path().to_str().unwrap(), &id]);
+    rt.ok(&["start", &id]);
+    let target = std::fs::read_to_string(&exe).unwrap();
+    assert!(
+        target.trim_end().ends_with("busybox"),
+        "poststart saw {target:?}, not the user's program"
+    );
+    rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
 fn console_socket_receives_a_working_pty() {
     if !privileged() {
         return;

@@ -23,6 +23,10 @@ impl Container {
             rustix::fs::Mode::empty(),
         )
         .map_err(|e| RuntimeError::io("open", &fifo, e.into()))?;
+        // The init writes one byte, then keeps the write end open until its execve closes
+        // it: waiting for that EOF makes the poststart hooks below run after the user's
+        // program has been executed, as the OCI spec requires.
+        let mut signalled = false;
         loop {
             let mut fds = [PollFd::new(
                 std::os::fd::AsFd::as_fd(&reader),
@@ -31,6 +35,9 @@ impl Container {
             match poll(&mut fds, PollTimeout::from(100u16)) {
                 Ok(0) | Err(nix::errno::Errno::EINTR) => {
                     if !state::init_alive(&self.state) {
+                        if signalled {
+                            break;
+                        }
                         return Err(RuntimeError::Init(
                             "the container's init exited before start".into(),
                         ));
@@ -39,7 +46,10 @@ impl Container {
                 Ok(_) => {
                     let mut byte = [0u8; 1];
                     match rustix::io::read(&reader, &mut byte) {
-                        Ok(1) => break,
+                        Ok(1) => signalled = true,
+                        // No writer: the init has exec'd (or died) after signalling.
+                        Ok(_) if signalled => break,
+                        // No writer yet: the init has not opened the FIFO.
                         Ok(_) => std::thread::sleep(Duration::from_millis(1)),
                         Err(rustix::io::Errno::AGAIN) => {}
                         Err(e) => return Err(RuntimeError::io("read", &fifo, e.into())),
