@@ -6,4 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/setup.sh
 source scripts/setup.sh
-cargo test --workspace --locked --no-fail-fast "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+# One closing line over every test binary (cargo prints one per binary, the last of which is
+# often an empty doc-test run).
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "summary: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+exit "$status"
