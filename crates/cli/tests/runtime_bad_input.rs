@@ -283,3 +283,26 @@ fn symlinks_in_the_rootfs_cannot_redirect_mounts_to_the_host() {
 fn rootfs_dir() -> &'static Path {
     rootfs()
 }
+
+#[test]
+fn apparmor_profile_without_apparmor_is_refused() {
+    if !privileged() {
+        return;
+    }
+    if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim() == "Y")
+    {
+        // With AppArmor on, the profile is applied instead (the refusal case cannot arise).
+        eprintln!("note: AppArmor is enabled here; the refusal cannot be exercised");
+        return;
+    }
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&["true"]);
+    bundle.edit(|c| c["process"]["apparmorProfile"] = json!("docker-default"));
+    assert_refused(
+        &rt,
+        bundle.path(),
+        &unique_id("apparmor"),
+        "AppArmor is not enabled",
+    );
+}

@@ -66,6 +66,17 @@ pub fn check_spec(spec: Spec, bundle: PathBuf) -> Result<CheckedConfig> {
         .process()
         .as_ref()
         .ok_or_else(|| RuntimeError::InvalidConfig("process is missing".into()))?;
+    if let Some(profile) = process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        if !apparmor_enabled() {
+            return Err(RuntimeError::InvalidConfig(format!(
+                "process.apparmorProfile {profile:?} is set but AppArmor is not enabled on this host: remove it"
+            )));
+        }
+    }
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(RuntimeError::InvalidConfig(
             "process.args must name a program".into(),
@@ -124,6 +135,12 @@ pub fn check_spec(spec: Spec, bundle: PathBuf) -> Result<CheckedConfig> {
         seccomp,
         landlock,
     })
+}
+
+/// Whether the kernel enforces AppArmor profiles.
+pub(crate) fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|v| v.trim() == "Y")
 }
 
 /// Only namespaced sysctls may be set, and only when the container owns that namespace:

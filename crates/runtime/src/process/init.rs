@@ -209,6 +209,21 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
     // Nothing the runtime opened may reach the user's program (CVE-2024-21626).
     palisade_sys::process::cloexec_from(3 + cp.preserve_fds as i32)
         .map_err(|e| RuntimeError::sys("close_range", e))?;
+    if let Some(profile) = cp
+        .process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
+    {
+        // The profile takes effect at execve, like aa_change_onexec.
+        let attr = if std::path::Path::new("/proc/self/attr/apparmor/exec").exists() {
+            "/proc/self/attr/apparmor/exec"
+        } else {
+            "/proc/self/attr/exec"
+        };
+        std::fs::write(attr, format!("exec {profile}"))
+            .map_err(|e| RuntimeError::io("set AppArmor profile via", attr, e))?;
+    }
     install_landlock(cp)?;
     install_seccomp(cp)?;
     if !nnp {
