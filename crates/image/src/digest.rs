@@ -126,7 +126,7 @@ fn shorten(input: &str) -> String {
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest {
     algorithm: DigestAlgorithm,
-    hex: String,
+    hex: Box<str>,
 }
 
 impl Digest {
@@ -165,7 +165,7 @@ impl Digest {
         }
         Ok(Self {
             algorithm,
-            hex: hex.to_owned(),
+            hex: hex.into(),
         })
     }
 
@@ -292,8 +292,8 @@ impl Hasher {
     /// The digest of everything fed so far.
     pub fn finish(self) -> Digest {
         let (algorithm, hex) = match self.state {
-            HasherState::Sha256(h) => (DigestAlgorithm::Sha256, hex::encode(h.finalize())),
-            HasherState::Sha512(h) => (DigestAlgorithm::Sha512, hex::encode(h.finalize())),
+            HasherState::Sha256(h) => (DigestAlgorithm::Sha256, hex::encode(h.finalize()).into()),
+            HasherState::Sha512(h) => (DigestAlgorithm::Sha512, hex::encode(h.finalize()).into()),
         };
         Digest { algorithm, hex }
     }

@@ -14,11 +14,14 @@
 pub mod archive;
 pub mod digest;
 pub mod import;
+pub mod inspect;
 pub mod manifest;
 pub mod media_types;
 pub mod reference;
 pub mod store;
+mod timestamp;
 
 pub use digest::{Digest, DigestAlgorithm, DigestError};
+pub use inspect::{ImageSummary, LocalImage};
 pub use reference::{ImageReference, ReferenceError};
 pub use store::{Store, StoreError};

@@ -109,7 +109,7 @@ pub enum ManifestError {
     #[error("no image for platform {wanted} in the index (it has: {available})")]
     NoMatchingPlatform {
         /// The wanted platform.
-        wanted: PlatformSpec,
+        wanted: String,
         /// The platforms the index offers, comma-separated.
         available: String,
     },
@@ -125,9 +125,9 @@ pub enum ManifestError {
 #[derive(Debug, Clone)]
 pub enum ManifestDocument {
     /// A single-platform image manifest (OCI or Docker v2 schema 2).
-    Image(ImageManifest),
+    Image(Box<ImageManifest>),
     /// A multi-platform index (OCI index or Docker manifest list).
-    Index(ImageIndex),
+    Index(Box<ImageIndex>),
 }
 
 #[derive(Deserialize)]
@@ -199,7 +199,7 @@ impl ManifestDocument {
             for descriptor in index.manifests() {
                 descriptor_digest(descriptor)?;
             }
-            Self::Index(index)
+            Self::Index(Box::new(index))
         } else {
             let manifest: ImageManifest =
                 serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
@@ -210,7 +210,7 @@ impl ManifestDocument {
             for layer in manifest.layers() {
                 descriptor_digest(layer)?;
             }
-            Self::Image(manifest)
+            Self::Image(Box::new(manifest))
         };
         Ok(document)
     }
@@ -477,7 +477,7 @@ pub fn select_platform<'a>(
         .collect::<Vec<_>>()
         .join(", ");
     Err(ManifestError::NoMatchingPlatform {
-        wanted: wanted.clone(),
+        wanted: wanted.to_string(),
         available: if available.is_empty() {
             "none".to_owned()
         } else {

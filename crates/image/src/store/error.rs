@@ -131,13 +131,13 @@ pub enum StoreError {
     #[error("image {reference} not found (list images with `palisade image ls`)")]
     ImageNotFound {
         /// The reference.
-        reference: ImageReference,
+        reference: Box<ImageReference>,
     },
     /// A reference pins one digest but is being pointed at another.
     #[error("{reference} pins digest {pinned} but the image is {actual}")]
     DigestConflict {
         /// The reference.
-        reference: ImageReference,
+        reference: Box<ImageReference>,
         /// The digest it pins.
         pinned: Digest,
         /// The image's manifest digest.

@@ -114,7 +114,7 @@ impl Store {
     pub fn remove_image(&self, reference: &ImageReference) -> Result<RemoveReport, StoreError> {
         if !self.untag(reference)? {
             return Err(StoreError::ImageNotFound {
-                reference: reference.clone(),
+                reference: Box::new(reference.clone()),
             });
         }
         Ok(RemoveReport {

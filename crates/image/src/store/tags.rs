@@ -158,7 +158,7 @@ impl Store {
         if let Some(pinned) = reference.digest() {
             if pinned != manifest {
                 return Err(StoreError::DigestConflict {
-                    reference: reference.clone(),
+                    reference: Box::new(reference.clone()),
                     pinned: pinned.clone(),
                     actual: manifest.clone(),
                 });
@@ -226,7 +226,7 @@ impl Store {
     pub fn resolve_required(&self, reference: &ImageReference) -> Result<Digest, StoreError> {
         self.resolve(reference)?
             .ok_or_else(|| StoreError::ImageNotFound {
-                reference: reference.clone(),
+                reference: Box::new(reference.clone()),
             })
     }
 
