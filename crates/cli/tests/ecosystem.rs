@@ -2,7 +2,8 @@
 //!
 //! Each test brings up what it needs and takes it down again, also when it fails: a private
 //! containerd (its own config, root, state and sockets in a temp dir, no CRI plugin) started as
-//! a child process, or Podman with its own --root, --runroot, --tmpdir and file locks. The image
+//! a child process, or Podman with its own --root, --runroot, --tmpdir, file locks and runtime
+//! state root. The image
 //! is built here from /bin/busybox (no registry needed). Every test checks that palisade-runtime
 //! did the work: its state directory knows the container, with the pid the engine reports.
 //!
@@ -22,8 +23,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 const RUNTIME: &str = env!("CARGO_BIN_EXE_palisade-runtime");
-/// The state root palisade-runtime uses when the caller passes no --root (Podman passes none).
-const DEFAULT_RUNTIME_ROOT: &str = "/run/palisade";
 /// The longest any one command of these tests may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 const CONTAINERD_IMAGE: &str = "docker.io/library/palisade-busybox:latest";
@@ -625,6 +624,12 @@ impl Drop for Containerd {
 
 /// Podman with its own storage, run and lock directories, palisade-runtime as its OCI runtime
 /// and the busybox image imported; on drop, its containers, mounts and cgroups are removed.
+///
+/// Podman passes palisade-runtime no --root, so its containers would share /run/palisade with
+/// everyone's, where tools that sweep the default root (runtime-tools' validation harness kills
+/// and deletes every container it finds there) reach them; and `--runtime-flag root=…` is not
+/// handed on to `podman container cleanup` (Podman 4.3). So Podman runs palisade-runtime through
+/// a one-line `exec palisade-runtime --root <private> "$@"` named `palisade-runtime`.
 struct Podman {
     dir: tempfile::TempDir,
     cgroup_parent: String,
@@ -641,6 +646,18 @@ impl Podman {
              runtime_supports_json = [\"crun\", \"runc\", \"palisade-runtime\"]\n",
         )
         .unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        let wrapper = dir.path().join("bin/palisade-runtime");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec {} --root {} \"$@\"\n",
+                shell_quote(RUNTIME),
+                shell_quote(&dir.path().join("palisade").to_string_lossy())
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
         let podman = Podman {
             dir,
             cgroup_parent: format!("/{}", unique_name("palisade-eco-podman")),
@@ -663,9 +680,20 @@ impl Podman {
             .arg(d.join("tmp"))
             .arg("--network-config-dir")
             .arg(d.join("networks"))
-            .args(["--cgroup-manager", "cgroupfs", "--runtime", RUNTIME])
+            .args(["--cgroup-manager", "cgroupfs", "--runtime"])
+            .arg(self.runtime())
             .args(args);
         cmd
+    }
+
+    /// What Podman runs as its OCI runtime: palisade-runtime with this Podman's state root.
+    fn runtime(&self) -> PathBuf {
+        self.dir.path().join("bin/palisade-runtime")
+    }
+
+    /// palisade-runtime's state root for this Podman's containers.
+    fn palisade_root(&self) -> PathBuf {
+        self.dir.path().join("palisade")
     }
 
     fn podman(&self, args: &[&str]) -> Finished {
@@ -712,13 +740,10 @@ impl Drop for Podman {
         quietly(&["rmi", "--all", "--force"]);
         for id in ids {
             let _ = try_run(
-                Command::new(RUNTIME).args([
-                    "--root",
-                    DEFAULT_RUNTIME_ROOT,
-                    "delete",
-                    "--force",
-                    &id,
-                ]),
+                Command::new(RUNTIME)
+                    .arg("--root")
+                    .arg(self.palisade_root())
+                    .args(["delete", "--force", &id]),
                 Duration::from_secs(10),
             );
         }
@@ -924,12 +949,15 @@ fn podman_detached_exec_pause_stop_kill_rm() {
     assert_eq!(id.len(), 64, "{out}");
 
     // Podman used palisade-runtime, whose state names the pid Podman reports.
-    assert_eq!(podman.inspect("graceful", "{{.OCIRuntime}}"), RUNTIME);
+    assert_eq!(
+        podman.inspect("graceful", "{{.OCIRuntime}}"),
+        podman.runtime().to_str().unwrap()
+    );
     let pid: i64 = podman
         .inspect("graceful", "{{.State.Pid}}")
         .parse()
         .unwrap();
-    let state = palisade_state(Path::new(DEFAULT_RUNTIME_ROOT), &id).expect("palisade state");
+    let state = palisade_state(&podman.palisade_root(), &id).expect("palisade state");
     assert_eq!(state["status"], "running", "{state}");
     assert_eq!(state["pid"], pid, "{state}");
     assert!(cgroup_exists(&podman.cgroup_of(&id)));
@@ -941,7 +969,7 @@ fn podman_detached_exec_pause_stop_kill_rm() {
 
     podman.podman(&["pause", "graceful"]).ok();
     assert_eq!(podman.inspect("graceful", "{{.State.Status}}"), "paused");
-    let state = palisade_state(Path::new(DEFAULT_RUNTIME_ROOT), &id).unwrap();
+    let state = palisade_state(&podman.palisade_root(), &id).unwrap();
     assert_eq!(state["status"], "paused", "{state}");
     podman.podman(&["unpause", "graceful"]).ok();
     assert_eq!(podman.inspect("graceful", "{{.State.Status}}"), "running");
@@ -951,7 +979,7 @@ fn podman_detached_exec_pause_stop_kill_rm() {
     assert_eq!(podman.inspect("graceful", "{{.State.ExitCode}}"), "0");
     podman.podman(&["rm", "graceful"]).ok();
     assert!(
-        !Path::new(DEFAULT_RUNTIME_ROOT).join(&id).exists(),
+        !podman.palisade_root().join(&id).exists(),
         "palisade-runtime state left behind"
     );
     assert!(!cgroup_exists(&podman.cgroup_of(&id)), "cgroup left behind");
