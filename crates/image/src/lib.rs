@@ -10,6 +10,7 @@
 //!   on read, atomic, safe for several processes.
 //! - [`import`] and [`archive`]: a rootfs directory or tarball as an image; OCI archives in and
 //!   out (`save`/`load`).
+//! - [`unpack`]: safe extraction of layers, one per directory for overlayfs or flattened.
 
 pub mod archive;
 pub mod digest;
@@ -20,6 +21,7 @@ pub mod media_types;
 pub mod reference;
 pub mod store;
 mod timestamp;
+pub mod unpack;
 
 pub use digest::{Digest, DigestAlgorithm, DigestError};
 pub use inspect::{ImageSummary, LocalImage};

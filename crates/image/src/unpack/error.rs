@@ -101,7 +101,11 @@ pub enum UnpackError {
     },
     /// A device node, refused by [`DevicePolicy::Refuse`](super::DevicePolicy::Refuse).
     #[error("entry {path:?} is a device node ({major}:{minor}), refused by policy")]
-    DeviceNode { path: PathBuf, major: u32, minor: u32 },
+    DeviceNode {
+        path: PathBuf,
+        major: u32,
+        minor: u32,
+    },
     /// The layer sets overlayfs's own xattrs, which would forge whiteouts or redirects.
     #[error("entry {path:?} sets the reserved xattr {name:?}")]
     ReservedXattr { path: PathBuf, name: String },
@@ -160,7 +164,9 @@ impl fmt::Display for HardLinkProblem {
         f.write_str(match self {
             HardLinkProblem::Absolute => "the target is an absolute path",
             HardLinkProblem::Traversal => "the target climbs out with '..'",
-            HardLinkProblem::NotInLayer => "the target is not a file extracted earlier from this layer",
+            HardLinkProblem::NotInLayer => {
+                "the target is not a file extracted earlier from this layer"
+            }
             HardLinkProblem::NotAFile => "the target is not a regular file",
         })
     }

@@ -111,11 +111,18 @@ pub(super) fn meaning(key: &[u8]) -> Result<Meaning<'_>, WhiteoutProblem> {
         return Ok(Meaning::Plain);
     }
     let mut components = key.split(|byte| *byte == b'/');
-    if components.next().is_some_and(|first| first.starts_with(WHITEOUT_META)) && key != OPAQUE {
+    if components
+        .next()
+        .is_some_and(|first| first.starts_with(WHITEOUT_META))
+        && key != OPAQUE
+    {
         return Ok(Meaning::AufsMetadata);
     }
     let (parent, last) = split_last(key);
-    if parent.split(|byte| *byte == b'/').any(|component| component.starts_with(WHITEOUT)) {
+    if parent
+        .split(|byte| *byte == b'/')
+        .any(|component| component.starts_with(WHITEOUT))
+    {
         return Err(WhiteoutProblem::Invalid);
     }
     if last == OPAQUE {
@@ -174,10 +181,22 @@ mod tests {
         assert_eq!(meaning(b"usr/bin/ls"), Ok(Meaning::Plain));
         assert_eq!(
             meaning(b"etc/.wh.passwd"),
-            Ok(Meaning::Whiteout { parent: b"etc", name: b"passwd" })
+            Ok(Meaning::Whiteout {
+                parent: b"etc",
+                name: b"passwd"
+            })
         );
-        assert_eq!(meaning(b".wh.x"), Ok(Meaning::Whiteout { parent: b"", name: b"x" }));
-        assert_eq!(meaning(b"var/.wh..wh..opq"), Ok(Meaning::Opaque { dir: b"var" }));
+        assert_eq!(
+            meaning(b".wh.x"),
+            Ok(Meaning::Whiteout {
+                parent: b"",
+                name: b"x"
+            })
+        );
+        assert_eq!(
+            meaning(b"var/.wh..wh..opq"),
+            Ok(Meaning::Opaque { dir: b"var" })
+        );
         assert_eq!(meaning(b".wh..wh..opq"), Ok(Meaning::Opaque { dir: b"" }));
         assert_eq!(meaning(b".wh..wh.plnk/123.456"), Ok(Meaning::AufsMetadata));
         assert_eq!(meaning(b".wh..wh.aufs"), Ok(Meaning::AufsMetadata));

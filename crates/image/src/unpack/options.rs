@@ -30,7 +30,8 @@ pub struct UnpackOptions {
     pub allow_file_capabilities: bool,
     /// Who owns the extracted files.
     pub ownership: Ownership,
-    /// Which xattr namespace marks overlayfs opaque directories in the per-layer form.
+    /// Which xattr namespace marks overlayfs opaque directories in the per-layer form; the
+    /// default is [`OverlayXattrs::detect`].
     pub overlay_xattrs: OverlayXattrs,
 }
 
@@ -65,6 +66,7 @@ pub enum DevicePolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Ownership {
     /// The numeric uid and gid from the layer, as they are (user and group names are ignored).
+    /// Needs CAP_CHOWN, as any layer with files not owned by the unpacking user does.
     #[default]
     Preserve,
     /// The layer's ids moved into a user namespace's range.
@@ -153,7 +155,11 @@ mod tests {
 
     #[test]
     fn shift_maps_inside_the_range_only() {
-        let shift = IdShift { uid_base: 100_000, gid_base: 200_000, size: 65_536 };
+        let shift = IdShift {
+            uid_base: 100_000,
+            gid_base: 200_000,
+            size: 65_536,
+        };
         assert_eq!(shift.uid(0), Some(100_000));
         assert_eq!(shift.gid(65_535), Some(265_535));
         assert_eq!(shift.uid(65_536), None);
@@ -162,7 +168,11 @@ mod tests {
 
     #[test]
     fn shift_never_overflows_or_yields_the_unchanged_id() {
-        let shift = IdShift { uid_base: u32::MAX - 1, gid_base: u32::MAX, size: 10 };
+        let shift = IdShift {
+            uid_base: u32::MAX - 1,
+            gid_base: u32::MAX,
+            size: 10,
+        };
         assert_eq!(shift.uid(0), Some(u32::MAX - 1));
         assert_eq!(shift.uid(1), None);
         assert_eq!(shift.gid(0), None);

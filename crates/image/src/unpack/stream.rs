@@ -71,22 +71,28 @@ impl Counters {
     /// Turns an error from reading the stream into the error the caller should see.
     pub(super) fn classify(&self, error: io::Error, opts: &UnpackOptions) -> UnpackError {
         match self.limit_hit.get() {
-            Some(Limit::TotalBytes) => UnpackError::TooLarge { limit: opts.max_total_bytes },
+            Some(Limit::TotalBytes) => UnpackError::TooLarge {
+                limit: opts.max_total_bytes,
+            },
             Some(Limit::Ratio) => UnpackError::CompressionRatio {
                 limit: opts.max_compression_ratio.unwrap_or_default(),
             },
-            Some(Limit::Header) => UnpackError::HeaderTooLarge { limit: HEADER_LIMIT },
+            Some(Limit::Header) => UnpackError::HeaderTooLarge {
+                limit: HEADER_LIMIT,
+            },
             None if self.source_failed.get() => UnpackError::Read { source: error },
             None if self.decoder_failed.get() => {
                 if error.kind() == io::ErrorKind::UnexpectedEof {
-                    UnpackError::Truncated { detail: "the compressed stream ends early" }
+                    UnpackError::Truncated {
+                        detail: "the compressed stream ends early",
+                    }
                 } else {
                     UnpackError::Decompress { source: error }
                 }
             }
-            None if self.ended.get() => {
-                UnpackError::Truncated { detail: "the archive ends inside an entry" }
-            }
+            None if self.ended.get() => UnpackError::Truncated {
+                detail: "the archive ends inside an entry",
+            },
             None => UnpackError::MalformedArchive { source: error },
         }
     }
@@ -102,7 +108,9 @@ impl<R: Read> Read for Source<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.inner.read(buf) {
             Ok(read) => {
-                self.counters.compressed.set(self.counters.compressed.get() + read as u64);
+                self.counters
+                    .compressed
+                    .set(self.counters.compressed.get() + read as u64);
                 Ok(read)
             }
             Err(error) => {
@@ -126,7 +134,9 @@ pub(super) struct Decoded<'c> {
 
 impl std::fmt::Debug for Decoded<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Decoded").field("counters", self.counters).finish_non_exhaustive()
+        f.debug_struct("Decoded")
+            .field("counters", self.counters)
+            .finish_non_exhaustive()
     }
 }
 
@@ -185,7 +195,10 @@ pub(super) fn open<'c, R: Read + 'c>(
     counters: &'c Counters,
     opts: &UnpackOptions,
 ) -> Result<(Compression, Decoded<'c>), UnpackError> {
-    let mut source = Source { inner: reader, counters };
+    let mut source = Source {
+        inner: reader,
+        counters,
+    };
     let mut magic = [0u8; 6];
     let mut len = 0;
     while len < magic.len() {
@@ -246,7 +259,10 @@ mod tests {
     #[test]
     fn detects_by_magic() {
         assert_eq!(detect(&[0x1f, 0x8b, 8, 0]).unwrap(), Compression::Gzip);
-        assert_eq!(detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap(), Compression::Zstd);
+        assert_eq!(
+            detect(&[0x28, 0xb5, 0x2f, 0xfd, 0]).unwrap(),
+            Compression::Zstd
+        );
         assert_eq!(detect(b"etc/pa").unwrap(), Compression::Uncompressed);
         assert_eq!(detect(b"").unwrap(), Compression::Uncompressed);
         assert!(matches!(
@@ -263,7 +279,9 @@ mod tests {
         let counters = Counters::default();
         let (_, mut decoded) = open(data, &counters, opts)?;
         let mut out = Vec::new();
-        decoded.read_to_end(&mut out).map_err(|error| counters.classify(error, opts))?;
+        decoded
+            .read_to_end(&mut out)
+            .map_err(|error| counters.classify(error, opts))?;
         Ok(out)
     }
 
@@ -282,9 +300,15 @@ mod tests {
 
     #[test]
     fn total_limit_stops_the_stream() {
-        let opts = UnpackOptions { max_total_bytes: 1000, ..UnpackOptions::default() };
+        let opts = UnpackOptions {
+            max_total_bytes: 1000,
+            ..UnpackOptions::default()
+        };
         let err = read_all(&[b'x'; 5000], &opts).unwrap_err();
-        assert!(matches!(err, UnpackError::TooLarge { limit: 1000 }), "{err:?}");
+        assert!(
+            matches!(err, UnpackError::TooLarge { limit: 1000 }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -295,7 +319,11 @@ mod tests {
         let gz = gz.finish().unwrap();
         let zst = zstd::stream::encode_all(&plain[..], 1).unwrap();
         let opts = UnpackOptions::default();
-        for data in [&gz[..gz.len() - 4], &gz[..gz.len() / 2], &zst[..zst.len() - 3]] {
+        for data in [
+            &gz[..gz.len() - 4],
+            &gz[..gz.len() / 2],
+            &zst[..zst.len() - 3],
+        ] {
             let err = read_all(data, &opts).unwrap_err();
             assert!(matches!(err, UnpackError::Truncated { .. }), "{err:?}");
         }

@@ -120,7 +120,11 @@ mod tests {
         value
     }
 
-    const SHIFT: Ownership = Ownership::Shift(IdShift { uid_base: 100_000, gid_base: 100_000, size: 65_536 });
+    const SHIFT: Ownership = Ownership::Shift(IdShift {
+        uid_base: 100_000,
+        gid_base: 100_000,
+        size: 65_536,
+    });
 
     #[test]
     fn v2_becomes_v3_rooted_at_the_shifted_root() {
@@ -145,7 +149,10 @@ mod tests {
     #[test]
     fn without_a_shift_the_value_is_kept() {
         let value = v2(true, 1);
-        assert_eq!(rewrite_capability(&value, &Ownership::Preserve), Some(value));
+        assert_eq!(
+            rewrite_capability(&value, &Ownership::Preserve),
+            Some(value)
+        );
     }
 
     #[test]
@@ -170,10 +177,22 @@ mod tests {
             decide(b"user.mime_type", b"text/plain", Holder::File, &opts),
             Decision::Write(Cow::Borrowed(&b"text/plain"[..]))
         );
-        assert!(matches!(decide(b"user.x", b"", Holder::Other, &opts), Decision::Drop(_)));
-        assert!(matches!(decide(b"security.selinux", b"x", Holder::File, &opts), Decision::Drop(_)));
-        assert!(matches!(decide(CAPABILITY, &v2(true, 1), Holder::File, &opts), Decision::Drop(_)));
-        let allowed = UnpackOptions { allow_file_capabilities: true, ..opts };
+        assert!(matches!(
+            decide(b"user.x", b"", Holder::Other, &opts),
+            Decision::Drop(_)
+        ));
+        assert!(matches!(
+            decide(b"security.selinux", b"x", Holder::File, &opts),
+            Decision::Drop(_)
+        ));
+        assert!(matches!(
+            decide(CAPABILITY, &v2(true, 1), Holder::File, &opts),
+            Decision::Drop(_)
+        ));
+        let allowed = UnpackOptions {
+            allow_file_capabilities: true,
+            ..opts
+        };
         assert!(matches!(
             decide(CAPABILITY, &v2(true, 1), Holder::File, &allowed),
             Decision::Write(_)
