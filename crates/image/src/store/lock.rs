@@ -59,7 +59,9 @@ impl Store {
     }
 
     /// A lease that keeps `prune` away while blobs are written and then tagged. Hold it from
-    /// the first `put_blob` of an image to its `tag`.
+    /// the first `put_blob` of an image to its `tag`. Do not call [`Store::prune`] (or
+    /// `remove_image`) while holding one: `flock` locks taken through separate opens conflict
+    /// even within one process, so that prune would wait for itself.
     pub fn lease(&self) -> Result<StoreLease, StoreError> {
         self.lock("gc.lock", FlockOperation::LockShared)
     }
