@@ -117,15 +117,7 @@ pub fn check_spec(spec: Spec, bundle: PathBuf) -> Result<CheckedConfig> {
         }
     }
     let caps = CapabilityPlan::from_spec(process.capabilities().as_ref())?;
-    let seccomp = match linux.and_then(|l| l.seccomp().as_ref()) {
-        Some(profile) => Some(palisade_seccomp::compile(profile)?),
-        None => None,
-    };
-    let landlock = palisade_seccomp::landlock::LandlockPolicy::from_annotations(
-        spec.annotations().as_ref().unwrap_or(&Default::default()),
-    )
-    .map_err(|e| RuntimeError::InvalidConfig(format!("landlock annotation: {e}")))?;
-    let landlock = landlock.is_enabled().then_some(landlock);
+    let (seccomp, landlock) = confinement_policies(&spec)?;
     Ok(CheckedConfig {
         spec,
         bundle,
@@ -135,6 +127,25 @@ pub fn check_spec(spec: Spec, bundle: PathBuf) -> Result<CheckedConfig> {
         seccomp,
         landlock,
     })
+}
+
+/// The seccomp filter and Landlock policy of a config, compiled once for the init and again
+/// for every `exec` (which gets the same confinement).
+pub(crate) fn confinement_policies(
+    spec: &Spec,
+) -> Result<(
+    Option<palisade_seccomp::SeccompFilter>,
+    Option<palisade_seccomp::landlock::LandlockPolicy>,
+)> {
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(profile) => Some(palisade_seccomp::compile(profile)?),
+        None => None,
+    };
+    let landlock = palisade_seccomp::landlock::LandlockPolicy::from_annotations(
+        spec.annotations().as_ref().unwrap_or(&Default::default()),
+    )
+    .map_err(|e| RuntimeError::InvalidConfig(format!("landlock annotation: {e}")))?;
+    Ok((seccomp, landlock.is_enabled().then_some(landlock)))
 }
 
 /// Whether the kernel enforces AppArmor profiles.

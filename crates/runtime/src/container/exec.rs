@@ -74,15 +74,7 @@ impl Container {
             join.push((flag, fd));
         }
         let caps = CapabilityPlan::from_spec(opts.process.capabilities().as_ref())?;
-        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(profile) => Some(palisade_seccomp::compile(profile)?),
-            None => None,
-        };
-        let landlock = palisade_seccomp::landlock::LandlockPolicy::from_annotations(
-            spec.annotations().as_ref().unwrap_or(&Default::default()),
-        )
-        .map_err(|e| RuntimeError::InvalidConfig(format!("landlock annotation: {e}")))?;
-        let landlock = landlock.is_enabled().then_some(landlock);
+        let (seccomp, landlock) = crate::config::confinement_policies(spec)?;
         let console_socket = match (
             opts.process.terminal().unwrap_or(false),
             &opts.console_socket,
