@@ -10,10 +10,12 @@
 //!   on read, atomic, safe for several processes.
 //! - [`import`] and [`archive`]: a rootfs directory or tarball as an image; OCI archives in and
 //!   out (`save`/`load`).
+//! - [`distribution`]: the registry client: pull, push, login (OCI distribution spec).
 //! - [`unpack`]: safe extraction of layers, one per directory for overlayfs or flattened.
 
 pub mod archive;
 pub mod digest;
+pub mod distribution;
 pub mod import;
 pub mod inspect;
 pub mod manifest;
