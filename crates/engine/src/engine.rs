@@ -171,6 +171,9 @@ pub struct EngineConfig {
     pub runtime_root: PathBuf,
     /// The command that runs a detached container's monitor; the container id is appended.
     pub monitor_command: Vec<OsString>,
+    /// The `createRuntime` hook that brings up loopback: program, then its argv (the
+    /// `palisade` binary's hidden `container-hook loopback`); empty for none.
+    pub loopback_hook: Vec<String>,
 }
 
 /// A container just created, with the warnings its flags produced.
@@ -411,6 +414,7 @@ impl Engine {
                 default_hostname: id.short(),
                 user: &user,
                 binds: &binds,
+                loopback_hook: &self.config.loopback_hook,
             },
             options,
         )?;

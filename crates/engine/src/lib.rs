@@ -40,6 +40,7 @@ pub mod id;
 pub mod layers;
 pub mod logs;
 pub mod monitor;
+pub mod network;
 pub mod options;
 pub mod paths;
 pub mod record;

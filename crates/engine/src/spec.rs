@@ -13,8 +13,8 @@ use std::path::PathBuf;
 
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
-    Capability, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResources, Mount, MountBuilder, Spec,
+    Capability, HookBuilder, HooksBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResources, Mount, MountBuilder, Spec,
 };
 
 use crate::options::{ContainerOptions, Limit, NetworkMode, SecurityOption};
@@ -98,6 +98,9 @@ pub struct SpecInputs<'a> {
     pub user: &'a ResolvedUser,
     /// Bind mounts: canonical host path, container path, read-only.
     pub binds: &'a [(PathBuf, String, bool)],
+    /// The `createRuntime` hook that brings up loopback (program, then its argv), used when
+    /// the container has a network namespace of its own.
+    pub loopback_hook: &'a [String],
 }
 
 /// The built config and what it relaxes.
@@ -242,6 +245,22 @@ pub fn build(inputs: &SpecInputs<'_>, options: &ContainerOptions) -> Result<Buil
         mounts.push(bind_mount(source, destination, *read_only)?);
     }
     spec.set_mounts(Some(mounts));
+
+    if options.network == NetworkMode::None {
+        if let Some((program, _)) = inputs.loopback_hook.split_first() {
+            let hook = HookBuilder::default()
+                .path(program)
+                .args(inputs.loopback_hook.to_vec())
+                .timeout(10i64)
+                .build()
+                .map_err(invalid)?;
+            let hooks = HooksBuilder::default()
+                .create_runtime(vec![hook])
+                .build()
+                .map_err(invalid)?;
+            spec.set_hooks(Some(hooks));
+        }
+    }
 
     apply_limits(&mut spec, options, &mut relaxed)?;
     apply_capabilities(&mut spec, options, &mut relaxed)?;
@@ -601,6 +620,7 @@ mod tests {
                 default_hostname: "0123456789ab",
                 user: &user,
                 binds: &[],
+                loopback_hook: &[],
             },
             options,
         )
@@ -792,6 +812,7 @@ mod tests {
                 default_hostname: "h",
                 user: &user,
                 binds: &[],
+                loopback_hook: &[],
             },
             &options,
         );

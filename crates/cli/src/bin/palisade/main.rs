@@ -3,6 +3,7 @@
 //! everything else is in `palisade-image`.
 
 mod cli;
+mod container;
 mod image;
 mod output;
 mod system;
@@ -80,6 +81,7 @@ fn main() {
         Command::Rmi(args) => image::run(&session, ImageCommand::Rm(args)),
         Command::Load(args) => image::run(&session, ImageCommand::Load(args)),
         Command::Save(args) => image::run(&session, ImageCommand::Save(args)),
+        Command::Container(command) => container::run(&session, command),
     };
     let code = match result {
         Ok(code) => code,
