@@ -39,7 +39,7 @@ while getopts "n:w:r:h" opt; do
     n) iterations=$OPTARG ;;
     w) warmup=$OPTARG ;;
     r) rss_samples=$OPTARG ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    *) sed -n '2,14p' "$0"; exit 2 ;;
   esac
 done
 for v in "$iterations" "$warmup" "$rss_samples"; do
@@ -77,8 +77,7 @@ work=$(mktemp -d /tmp/palisade-bench.XXXXXX)
 chmod 0755 "$work"
 state=$work/state # the runtimes' --root directories and the pid files, on a tmpfs of our own
 mkdir "$state"
-mount -t tmpfs -o size=64m,mode=0755 palisade-bench "$state"
-mounted_hugetlb=0
+mounted_state=0 mounted_hugetlb=0
 runtimes=() # name=binary, filled in below
 
 cleanup() {
@@ -94,13 +93,20 @@ cleanup() {
         echo "bench: could not delete leftover $name container $id" >&2
     done
   done
-  umount "$state" 2>/dev/null || umount -l "$state" 2>/dev/null || true
+  if ((mounted_state)); then umount "$state" || umount -l "$state"; fi
   rm -rf "$work"
-  if ((mounted_hugetlb)); then umount /sys/fs/cgroup/hugetlb && rmdir /sys/fs/cgroup/hugetlb || true; fi
+  if ((mounted_hugetlb)); then
+    if umount /sys/fs/cgroup/hugetlb; then
+      rmdir /sys/fs/cgroup/hugetlb
+    else
+      echo "bench: could not unmount /sys/fs/cgroup/hugetlb" >&2
+    fi
+  fi
   exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+mount -t tmpfs -o size=64m,mode=0755 palisade-bench "$state" && mounted_state=1
 
 # A descriptor that never becomes readable: `read -t 0.001 -u $tick` is a 1 ms sleep without
 # forking sleep(1).
@@ -129,8 +135,7 @@ write_config() {
 mkdir -p "$work/default" "$work/hardened"
 (cd "$work/default" && "$runc" spec && mv config.json template.json)
 "$palisade" spec --bundle "$work/hardened" && mv "$work/hardened/config.json" "$work/hardened/template.json"
-write_config "$work/default" .
-write_config "$work/hardened" .
+write_config "$work/default" . # the hardened bundles are written per runtime, below
 
 # --- one lifecycle ----------------------------------------------------------------------------
 # cycle NAME BIN BUNDLE ID: create, start, wait, delete; sets t_create t_start t_wait t_delete
@@ -147,7 +152,8 @@ cycle() {
   t1=${EPOCHREALTIME/./}
   "$bin" --root "$root" start "$id" </dev/null >/dev/null 2>"$err" || { cat "$err" >&2; return 1; }
   t2=${EPOCHREALTIME/./}
-  pid= && read -r pid <"$pidfile" || [[ -n $pid ]] # pid files often lack a final newline
+  pid=
+  read -r pid <"$pidfile" || [[ -n $pid ]] # pid files often lack a final newline
   deadline=$((t2 + 10000000))
   while { read -r line <"/proc/$pid/stat"; } 2>/dev/null; do
     st=${line##*) } st=${st%% *} # the state letter follows the last ')'
@@ -166,7 +172,7 @@ cycle() {
 # runtime that fails quietly (or never runs the process) cannot post a good time.
 probe_seq=0
 works() {
-  local probe=$work/probe-$1 out
+  local probe=$work/probe-$1
   rm -rf "$probe" && mkdir -p "$probe"
   jq '.process.args = ["/bin/sh", "-c", "echo bench-ok"]' "$3/config.json" >"$probe/config.json"
   CYCLE_OUT=$work/probe.out cycle "$1" "$2" "$probe" "probe-$1-$((probe_seq += 1))" 2>"$work/probe.err" &&
@@ -186,7 +192,7 @@ if [[ -n $crun ]]; then
   runtimes+=("crun=$crun")
 fi
 
-# pairs: "config name bin bundle note", in the order they appear in the table.
+# pairs: "config name bin bundle", in the order they appear in the table.
 pairs=()
 notes=()
 for entry in "${runtimes[@]}"; do
@@ -227,6 +233,8 @@ samples=$work/samples.tsv # config runtime iteration create start wait delete (m
 rss=$work/rss.tsv         # config runtime peak-RSS-of-create (KiB)
 : >"$samples" && : >"$rss"
 seq_no=0
+# Other work on the machine skews every row; the load average is printed with the table.
+read -r load_before _ </proc/loadavg
 echo "bench: ${#pairs[@]} runtime/config pairs, $warmup warm-up + $iterations measured cycles each," \
   "then $rss_samples under /usr/bin/time" >&2
 for ((i = 1 - warmup; i <= iterations + rss_samples; i++)); do
@@ -243,7 +251,8 @@ for ((i = 1 - warmup; i <= iterations + rss_samples; i++)); do
     fi
   done
 done
-[[ -n ${BENCH_RAW:-} ]] && cp "$samples" "$BENCH_RAW"
+read -r load_after _ </proc/loadavg
+if [[ -n ${BENCH_RAW:-} ]]; then cp "$samples" "$BENCH_RAW"; fi
 
 # --- report -----------------------------------------------------------------------------------
 # summarize CONFIG RUNTIME COLUMN: "median p95" in ms of one column (4-7 a phase, 0 the total) of
@@ -261,7 +270,17 @@ rss_median() {
     awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "n/a" }'
 }
 echo
-echo "create + start + wait + delete of /bin/true: $iterations cycles per row, times in ms"
+echo "machine: $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1))," \
+  "$(free -g | awk '/^Mem:/ { print $2 }') GiB RAM, kernel $(uname -r)"
+# The commit palisade-runtime was built from, and whether its build inputs had local edits.
+revision=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$repo" status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null) ]]; then
+  revision+=" with uncommitted changes to crates/ or Cargo.*"
+fi
+echo "palisade-runtime $revision," \
+  "$("$runc" --version | head -n 1)${crun:+, $("$crun" --version | head -n 1)}"
+echo "create + start + wait + delete of /bin/true: $iterations cycles per row, times in ms" \
+  "(1-min load average $load_before before, $load_after after)"
 echo
 echo "| config | runtime | median | p95 | create (median) | start (median) | wait (median) | delete (median) | create peak RSS, KiB (median of $rss_samples) |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
