@@ -327,9 +327,17 @@ fn runtime_enters_containers_from_a_sealed_copy_of_itself() {
         "readlink /proc/$PPID/exe > {r}; if echo x >> /proc/$PPID/exe 2>/dev/null; then echo writable >> {r}; else echo sealed >> {r}; fi",
         r = report.display()
     );
+    // Without a user namespace, container root could write a host-root-owned binary: this is
+    // the configuration the sealed copy protects.
     bundle.edit(|c| {
         c["hooks"] =
-            json!({ "createRuntime": [{ "path": "/bin/sh", "args": ["sh", "-c", script] }] })
+            json!({ "createRuntime": [{ "path": "/bin/sh", "args": ["sh", "-c", script] }] });
+        c["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "user");
+        c["linux"].as_object_mut().unwrap().remove("uidMappings");
+        c["linux"].as_object_mut().unwrap().remove("gidMappings");
     });
     let out = rt.run(&[
         "run",
@@ -346,6 +354,40 @@ fn runtime_enters_containers_from_a_sealed_copy_of_itself() {
     assert!(text.contains("sealed"), "{text}");
     // The host binary is untouched.
     assert!(std::fs::metadata(RUNTIME).unwrap().len() > 0);
+}
+
+#[test]
+fn with_a_user_namespace_container_root_cannot_write_the_runtime_binary() {
+    // The runtime skips the sealed copy when the container's user namespace maps no id owning
+    // the binary: the kernel refuses the write itself. Prove it on a copy of the binary, bound
+    // writable into the container.
+    if !privileged() {
+        return;
+    }
+    let rt = Runtime::new();
+    let dir = host_dir("victim");
+    let victim = dir.join("palisade-runtime");
+    std::fs::copy(RUNTIME, &victim).unwrap();
+    let before = std::fs::read(&victim).unwrap();
+    let bundle = Bundle::new(&[
+        "sh",
+        "-c",
+        "if echo x >> /hostout/palisade-runtime 2>/dev/null; then echo written; else echo refused; fi",
+    ]);
+    bundle.bind_host_dir(&dir, "/hostout");
+    let out = rt.run(&[
+        "run",
+        "-b",
+        bundle.path().to_str().unwrap(),
+        &unique_id("victim"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "refused");
+    assert_eq!(
+        std::fs::read(&victim).unwrap(),
+        before,
+        "the binary changed"
+    );
 }
 
 #[test]

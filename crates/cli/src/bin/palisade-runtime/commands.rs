@@ -26,7 +26,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<i32> {
     };
     match cli.command {
         Command::Create(args) => {
-            palisade_runtime::selfexe::ensure_sealed_copy()?;
+            seal_if_needed(&args.bundle)?;
             let container = Container::create(&root, &create_options(&args))?;
             audit.created(container.persisted());
             Ok(0)
@@ -38,7 +38,7 @@ pub(crate) fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Run(args) => {
-            palisade_runtime::selfexe::ensure_sealed_copy()?;
+            seal_if_needed(&args.create.bundle)?;
             run(&root, &args.create, args.detach, args.keep, &mut audit)
         }
         Command::State { id } => {
@@ -62,7 +62,12 @@ pub(crate) fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Exec(args) => {
-            palisade_runtime::selfexe::ensure_sealed_copy()?;
+            let needed = Container::load(&root, &args.id)
+                .map(|c| palisade_runtime::selfexe::needs_sealed_copy(&c.persisted().config))
+                .unwrap_or(true);
+            if needed {
+                palisade_runtime::selfexe::ensure_sealed_copy()?;
+            }
             exec(&root, &args, &mut audit)
         }
         Command::Ps {
@@ -115,6 +120,18 @@ pub(crate) fn dispatch(cli: Cli) -> Result<i32> {
             bail!("checkpoint and restore are not supported (CRIU)")
         }
     }
+}
+
+/// Re-executes from a sealed copy of the binary (CVE-2019-5736) unless the bundle's user
+/// namespace already keeps the container from writing the binary.
+fn seal_if_needed(bundle: &Path) -> Result<()> {
+    let needed = palisade_runtime::config::load_spec(bundle)
+        .map(|spec| palisade_runtime::selfexe::needs_sealed_copy(&spec))
+        .unwrap_or(true);
+    if needed {
+        palisade_runtime::selfexe::ensure_sealed_copy()?;
+    }
+    Ok(())
 }
 
 fn create_options(args: &CreateArgs) -> CreateOptions {
