@@ -478,7 +478,6 @@ impl Engine {
     /// and to its log, our signals go to it; returns its exit code.
     pub fn run_attached(&self, id: &ContainerId, stdin: StdinMode) -> Result<i32, EngineError> {
         let target = Arc::new(AtomicI32::new(0));
-        monitor::forward_signals(Arc::clone(&target))?;
         monitor::run(self, id, stdin, true, &target, &mut |_| {})
     }
 
@@ -513,8 +512,6 @@ impl Engine {
             if runtime.has_state(id.as_str()) {
                 let _ = runtime.delete_force(id.as_str());
             }
-            let target = Arc::new(AtomicI32::new(0));
-            monitor::forward_signals(Arc::clone(&target))?;
             let mut child = runtime
                 .command(Some(&runtime_log))
                 .arg("run")
@@ -526,10 +523,9 @@ impl Engine {
                     path: runtime.path.clone(),
                     source,
                 })?;
-            target.store(
-                i32::try_from(child.id()).unwrap_or(0),
-                std::sync::atomic::Ordering::SeqCst,
-            );
+            // Forward only now: the runtime (and the container) must not inherit a mask.
+            let target = Arc::new(AtomicI32::new(i32::try_from(child.id()).unwrap_or(0)));
+            monitor::forward_signals(Arc::clone(&target))?;
             let status = child.wait().map_err(io_error("wait for", &runtime.path))?;
             target.store(0, std::sync::atomic::Ordering::SeqCst);
             Ok(match crate::runtime::last_error(&runtime_log) {
@@ -597,7 +593,6 @@ impl Engine {
             StdinMode::Null
         };
         let target = Arc::new(AtomicI32::new(0));
-        monitor::forward_signals(Arc::clone(&target))?;
         monitor::run(self, id, stdin, false, &target, &mut |start| {
             if let Ok(line) = serde_json::to_string(start) {
                 let _ = writeln!(report, "{line}");
@@ -872,18 +867,15 @@ impl Engine {
         } else if !request.interactive {
             command.stdin(Stdio::null());
         }
-        let target = Arc::new(AtomicI32::new(0));
-        monitor::forward_signals(Arc::clone(&target))?;
         let mut child = command
             .spawn()
             .map_err(|source| RuntimeCommandError::Spawn {
                 path: runtime.path.clone(),
                 source,
             })?;
-        target.store(
-            i32::try_from(child.id()).unwrap_or(0),
-            std::sync::atomic::Ordering::SeqCst,
-        );
+        // Forward only now: the runtime (and the new process) must not inherit a mask.
+        let target = Arc::new(AtomicI32::new(i32::try_from(child.id()).unwrap_or(0)));
+        monitor::forward_signals(Arc::clone(&target))?;
         let status = child.wait().map_err(io_error("wait for", &runtime.path));
         target.store(0, std::sync::atomic::Ordering::SeqCst);
         let error = crate::runtime::last_error(&exec_log);

@@ -76,9 +76,13 @@ fn forwarded_signals() -> SigSet {
     set
 }
 
-/// Blocks the forwarded signals in this thread (call before any other thread exists, so all
-/// inherit the mask; children started with `std::process::Command` get an empty mask) and
-/// starts a thread that sends each one to the pid in `target` once it is set.
+/// Blocks the forwarded signals in this thread and starts a thread that sends each one to the
+/// pid in `target` once it is set.
+///
+/// Call it only after the container's processes exist: a child inherits the signal mask
+/// (`std::process::Command` does not reset it, and neither does the runtime before it execs
+/// the container's process), so blocking earlier would leave SIGTERM blocked in the
+/// container. Other threads must block these signals themselves (see `pump`).
 pub fn forward_signals(target: Arc<AtomicI32>) -> Result<(), EngineError> {
     let set = forwarded_signals();
     set.thread_block().map_err(|e| EngineError::Monitor {
@@ -116,6 +120,8 @@ fn pump(
     std::thread::Builder::new()
         .name(format!("{stream:?}").to_lowercase())
         .spawn(move || {
+            // Signals are for the main thread's forwarder, never for this one.
+            let _ = forwarded_signals().thread_block();
             let mut source = File::from(source);
             let mut buf = vec![0u8; 32 << 10];
             let mut warned = false;
@@ -310,6 +316,10 @@ fn supervise(
         return start_failed(engine, record, &runtime_log, &pumps, on_start, "create");
     };
     engine.records().update(id, |r| r.init = Some(init))?;
+    // The container's init exists (with our empty signal mask): from now on our signals are
+    // its signals.
+    signal_target.store(init.pid, Ordering::SeqCst);
+    forward_signals(Arc::clone(signal_target))?;
 
     let started = runtime
         .command(Some(&runtime_log))
@@ -325,7 +335,6 @@ fn supervise(
         let _ = wait_for(init.pid);
         return start_failed(engine, record, &runtime_log, &pumps, on_start, "start");
     }
-    signal_target.store(init.pid, Ordering::SeqCst);
     on_start(&StartReport {
         started: true,
         code: None,

@@ -1,0 +1,840 @@
+//! `palisade run` and the container lifecycle, end to end: real containers from a busybox
+//! image (imported from the host's static `/bin/busybox` with the image crate), each test
+//! with a store and runtime state root of its own.
+//!
+//! Privileged: without root (or user namespaces, or busybox) each test prints `SKIP: reason`
+//! and passes, unless `PALISADE_REQUIRE_PRIVILEGED=1`, where a skip is a failure.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use palisade_image::import::{import, ImportOptions};
+use palisade_image::{ImageReference, Store};
+use serde_json::Value;
+
+const PALISADE: &str = env!("CARGO_BIN_EXE_palisade");
+const RUNTIME: &str = env!("CARGO_BIN_EXE_palisade-runtime");
+const BUSYBOX: &str = "/bin/busybox";
+const APPLETS: &[&str] = &[
+    "sh", "id", "cat", "touch", "ls", "echo", "true", "false", "sleep", "ps", "wc", "head", "grep",
+    "env", "pwd", "mkdir", "test", "tty", "hostname", "stat", "kill", "ip",
+];
+/// CAP_KILL | CAP_NET_BIND_SERVICE | CAP_AUDIT_WRITE.
+const DEFAULT_CAPS: &str = "0000000020000420";
+
+/// Whether privileged tests can run here; see the module documentation.
+fn privileged() -> bool {
+    let reason = if !nix::unistd::geteuid().is_root() {
+        Some("not running as root")
+    } else if !Path::new("/proc/self/ns/user").exists() {
+        Some("the kernel has no user namespaces")
+    } else if !Path::new(BUSYBOX).exists() {
+        Some("busybox is not installed (apt-get install busybox-static)")
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(reason) if std::env::var("PALISADE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") => {
+            panic!("privileged test cannot run ({reason}) and PALISADE_REQUIRE_PRIVILEGED=1")
+        }
+        Some(reason) => {
+            eprintln!("SKIP: {reason}");
+            false
+        }
+    }
+}
+
+/// A store and a runtime state root of our own, in a directory the container's root (host
+/// uid 1000000) can traverse; every container left is removed on drop.
+struct Palisade {
+    dir: tempfile::TempDir,
+}
+
+impl Palisade {
+    fn new() -> Palisade {
+        let dir = tempfile::Builder::new()
+            .prefix("palisade-run")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let mut path = dir.path().to_owned();
+        loop {
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            if mode & 0o001 == 0 {
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o011)).unwrap();
+            }
+            if !path.pop() {
+                break;
+            }
+        }
+        let p = Palisade { dir };
+        fs::create_dir_all(p.runtime_root()).unwrap();
+        p.image("busybox:latest", &ImportOptions::default(), |_| {});
+        p
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    fn runtime_root(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Imports a busybox image named `name`; `extra` may add files to its rootfs.
+    fn image(&self, name: &str, options: &ImportOptions, extra: impl FnOnce(&Path)) {
+        let rootfs = self.path(&format!("rootfs-{}", name.replace([':', '/'], "-")));
+        for dir in ["bin", "etc", "tmp", "root", "var/www"] {
+            fs::create_dir_all(rootfs.join(dir)).unwrap();
+        }
+        fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
+        for applet in APPLETS {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+        }
+        fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        )
+        .unwrap();
+        fs::write(
+            rootfs.join("etc/group"),
+            "root:x:0:\nwww:x:33:\nstaff:x:50:www\nnogroup:x:65534:\n",
+        )
+        .unwrap();
+        extra(&rootfs);
+        let store = Store::open(self.root()).unwrap();
+        import(
+            &store,
+            &rootfs,
+            &ImageReference::parse(name).unwrap(),
+            options,
+        )
+        .unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(PALISADE);
+        command
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .env("PALISADE_RUNTIME", RUNTIME)
+            .env("PALISADE_RUNTIME_ROOT", self.runtime_root())
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "palisade {args:?} failed ({:?}): {}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn inspect(&self, container: &str) -> Value {
+        let text = self.ok(&["inspect", container]);
+        let value: Value = serde_json::from_str(&text).unwrap();
+        value[0].clone()
+    }
+
+    fn engine_audit(&self) -> String {
+        fs::read_to_string(self.root().join("audit/engine.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Palisade {
+    fn drop(&mut self) {
+        if let Ok(out) = self.command(&["ps", "-a", "-q", "--no-trunc"]).output() {
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = self.command(&["rm", "-f", id]).output();
+            }
+        }
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The value of `Key:` in a `/proc/<pid>/status` text.
+fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(':')))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("{key} missing from {status}"))
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn root_inside_is_uid_1000000_outside() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    assert_eq!(p.ok(&["run", "--rm", "busybox", "id", "-u"]).trim(), "0");
+    let id = p
+        .ok(&["run", "-d", "busybox", "sleep", "60"])
+        .trim()
+        .to_owned();
+    let pid = p.inspect(&id)["init"]["pid"].as_i64().unwrap();
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uids: Vec<&str> = status_field(&status, "Uid").split_whitespace().collect();
+    assert_eq!(uids, ["1000000"; 4], "{status}");
+    p.ok(&["rm", "-f", &id]);
+}
+
+#[test]
+fn the_secure_defaults_hold_inside() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let status = p.ok(&["run", "--rm", "busybox", "cat", "/proc/self/status"]);
+    assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+    assert_eq!(status_field(&status, "Seccomp"), "2");
+    assert_eq!(status_field(&status, "CapEff"), DEFAULT_CAPS);
+    assert_eq!(status_field(&status, "CapBnd"), DEFAULT_CAPS);
+    // Read-only root, writable /tmp.
+    let out = p.run(&["run", "--rm", "busybox", "touch", "/evil"]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("Read-only file system"),
+        "{}",
+        stderr(&out)
+    );
+    p.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /tmp/ok && cat /tmp/ok",
+    ]);
+    // Masked and read-only /proc paths.
+    let out = p.run(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/kcore | wc -c",
+    ]);
+    assert_eq!(stdout(&out).trim(), "0", "{}", stderr(&out));
+    let out = p.run(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo h > /proc/sysrq-trigger",
+    ]);
+    assert_ne!(code(&out), 0);
+    // The pids limit (default 1024, or --pids-limit) is in the container's cgroup.
+    let read_pids = "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max";
+    assert_eq!(
+        p.ok(&["run", "--rm", "busybox", "sh", "-c", read_pids])
+            .trim(),
+        "1024"
+    );
+    assert_eq!(
+        p.ok(&[
+            "run",
+            "--rm",
+            "--pids-limit",
+            "50",
+            "busybox",
+            "sh",
+            "-c",
+            read_pids
+        ])
+        .trim(),
+        "50"
+    );
+    // Own network namespace with loopback only, and up.
+    let links = p.ok(&["run", "--rm", "busybox", "ip", "-o", "link"]);
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo:") && links.contains("UP"), "{links}");
+    // Own hostname: the short id.
+    let host = p.ok(&["run", "--rm", "busybox", "hostname"]);
+    assert_eq!(host.trim().len(), 12, "{host}");
+    // Nothing was relaxed, so nothing was audited as relaxed.
+    assert!(!p.engine_audit().contains("policy_relaxed"));
+}
+
+#[test]
+fn exit_codes_follow_docker() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    assert_eq!(code(&p.run(&["run", "--rm", "busybox", "true"])), 0);
+    assert_eq!(
+        code(&p.run(&["run", "--rm", "busybox", "sh", "-c", "exit 3"])),
+        3
+    );
+    // Not executable: 126.
+    let out = p.run(&["run", "--rm", "busybox", "/etc/passwd"]);
+    assert_eq!(code(&out), 126, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    // Not found: 127.
+    let out = p.run(&["run", "--rm", "busybox", "no-such-command"]);
+    assert_eq!(code(&out), 127, "{}", stderr(&out));
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+    let out = p.run(&["run", "--rm", "busybox", "/no/such/path"]);
+    assert_eq!(code(&out), 127, "{}", stderr(&out));
+    // Palisade's own failures: 125, one line.
+    let out = p.run(&["run", "--rm", "no-such-image", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    let out = p.run(&["run", "--no-such-flag", "busybox", "true"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    let out = p.run(&["run", "--security-opt", "apparmor=x", "busybox", "true"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    // None of these left a container behind.
+    assert_eq!(p.ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn detached_lifecycle_ps_logs_exec_stop_wait_rm() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let script =
+        "trap 'echo bye; exit 0' TERM; echo hello; echo oops >&2; while true; do sleep 0.1; done";
+    let id = p
+        .ok(&["run", "-d", "--name", "web", "busybox", "sh", "-c", script])
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 64);
+    let ps = p.ok(&["ps"]);
+    assert!(
+        ps.contains(&id[..12]) && ps.contains("web") && ps.contains("Up"),
+        "{ps}"
+    );
+    let json: Value = serde_json::from_str(&p.ok(&["ps", "--format", "json"])).unwrap();
+    assert_eq!(json[0]["id"], id.as_str());
+    assert_eq!(json[0]["state"], "running");
+    assert_eq!(json[0]["names"][0], "web");
+    // Logs survive the CLI that started the container: the monitor writes them.
+    wait_until("the first log lines", Duration::from_secs(10), || {
+        let out = p.run(&["logs", "web"]);
+        stdout(&out).contains("hello") && stderr(&out).contains("oops")
+    });
+    // exec: output, exit code, -e, -u, -w.
+    assert_eq!(p.ok(&["exec", "web", "echo", "inside"]).trim(), "inside");
+    assert_eq!(code(&p.run(&["exec", "web", "sh", "-c", "exit 5"])), 5);
+    assert_eq!(code(&p.run(&["exec", "web", "no-such-command"])), 127);
+    assert_eq!(
+        p.ok(&[
+            "exec",
+            "-e",
+            "GREETING=hi",
+            "web",
+            "sh",
+            "-c",
+            "echo $GREETING"
+        ])
+        .trim(),
+        "hi"
+    );
+    assert_eq!(p.ok(&["exec", "-u", "www", "web", "id", "-u"]).trim(), "33");
+    assert_eq!(p.ok(&["exec", "-w", "/tmp", "web", "pwd"]).trim(), "/tmp");
+    let processes = p.ok(&["exec", "web", "ps"]);
+    assert!(processes.contains("sh -c"), "{processes}");
+    // stop: SIGTERM is trapped, the script exits 0 before the timeout.
+    let started = Instant::now();
+    assert_eq!(p.ok(&["stop", "-t", "20", "web"]).trim(), "web");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(p.ok(&["wait", "web"]).trim(), "0");
+    assert!(p.ok(&["logs", "web"]).contains("bye"));
+    let ps = p.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (0)"), "{ps}");
+    assert!(!p.ok(&["ps"]).contains("web"));
+    // Restart it, then stop with a timeout that runs out: SIGKILL, 137.
+    p.ok(&["start", "web"]);
+    p.ok(&["exec", "web", "true"]);
+    p.ok(&["kill", "-s", "TERM", "web"]);
+    assert_eq!(p.ok(&["wait", "web"]).trim(), "0");
+    p.ok(&["start", "web"]);
+    let out = p.run(&["rm", "web"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("is running"), "{}", stderr(&out));
+    let id2 = p
+        .ok(&["run", "-d", "busybox", "sleep", "600"])
+        .trim()
+        .to_owned();
+    p.ok(&["stop", "-t", "1", &id2[..12]]);
+    assert_eq!(p.ok(&["wait", &id2]).trim(), "137");
+    p.ok(&["rm", "-f", "web", &id2]);
+    assert_eq!(p.ok(&["ps", "-a", "-q"]), "");
+    assert_eq!(code(&p.run(&["logs", "web"])), 1);
+}
+
+#[test]
+fn a_removed_container_leaves_nothing_behind() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let id = p
+        .ok(&["run", "-d", "--rm", "busybox", "sleep", "600"])
+        .trim()
+        .to_owned();
+    let dir = p.root().join("containers").join(&id);
+    assert!(dir.is_dir());
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(mountinfo.contains(&id), "the overlay is not mounted");
+    assert!(p.runtime_root().join(&id).exists());
+    p.ok(&["stop", "-t", "1", &id]);
+    wait_until(
+        "--rm to remove the container",
+        Duration::from_secs(10),
+        || !dir.exists(),
+    );
+    assert!(!fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&id));
+    assert!(!p.runtime_root().join(&id).exists());
+    for entry in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let cgroup = entry.path().join("palisade").join(&id);
+        assert!(!cgroup.exists(), "{cgroup:?} is left");
+    }
+    assert!(!fs::read_dir(p.root().join("containers"))
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().len() == 64));
+    // A foreground --rm run leaves nothing either.
+    p.ok(&["run", "--rm", "--name", "gone", "busybox", "true"]);
+    assert_eq!(p.ok(&["ps", "-a", "-q"]), "");
+    assert!(fs::read_dir(p.runtime_root()).unwrap().next().is_none());
+}
+
+#[test]
+fn containers_of_one_image_share_its_layers() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let a = p.ok(&["create", "busybox", "true"]).trim().to_owned();
+    let b = p.ok(&["create", "busybox", "true"]).trim().to_owned();
+    let layers_a = p.inspect(&a)["layers"].clone();
+    let layers_b = p.inspect(&b)["layers"].clone();
+    assert_eq!(layers_a, layers_b);
+    let layer = PathBuf::from(layers_a[0].as_str().unwrap());
+    let layer_dirs: Vec<_> = fs::read_dir(p.root().join("layers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert_eq!(layer_dirs.len(), 1, "one unpacked copy");
+    assert_eq!(
+        fs::metadata(&layer).unwrap().ino(),
+        fs::metadata(layer_dirs[0].path()).unwrap().ino()
+    );
+    // The layer is shifted into the user namespace range.
+    assert_eq!(
+        fs::metadata(layer.join("bin/busybox")).unwrap().uid(),
+        1_000_000
+    );
+    // Both containers see the layer's file through their overlay, and their upper
+    // directories hold no copy of it.
+    for id in [&a, &b] {
+        let dir = p.root().join("containers").join(id);
+        let busybox = dir.join("bundle/rootfs/bin/busybox");
+        assert_eq!(
+            fs::metadata(&busybox).unwrap().len(),
+            fs::metadata(BUSYBOX).unwrap().len()
+        );
+        assert!(!dir.join("overlay/upper/bin").exists());
+    }
+    p.ok(&["rm", &a, &b]);
+    assert!(layer.is_dir(), "removing containers keeps the shared layer");
+}
+
+#[test]
+fn bind_mounts_and_named_volumes() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let host = p.path("data");
+    fs::create_dir(&host).unwrap();
+    fs::set_permissions(&host, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::write(host.join("in"), "from the host\n").unwrap();
+    let bind = format!("{}:/data", host.display());
+    let out = p.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/in; echo out > /data/out",
+    ]);
+    assert_eq!(out, "from the host\n");
+    assert_eq!(fs::read_to_string(host.join("out")).unwrap(), "out\n");
+    assert_eq!(fs::metadata(host.join("out")).unwrap().uid(), 1_000_000);
+    let ro = format!("{}:/data:ro", host.display());
+    let out = p.run(&["run", "--rm", "-v", &ro, "busybox", "touch", "/data/x"]);
+    assert_ne!(code(&out), 0);
+    assert!(!host.join("x").exists());
+    // Refused sources: a clear one-line message and 125.
+    let store_bind = format!("{}:/store", p.root().display());
+    let parent_bind = format!("{}:/store", p.dir.path().display());
+    for refused in [
+        "/:/host",
+        "/proc:/p",
+        "/sys/kernel:/k",
+        "/dev:/d",
+        &store_bind,
+        &parent_bind,
+    ] {
+        let out = p.run(&["run", "--rm", "-v", refused, "busybox", "true"]);
+        assert_eq!(code(&out), 125, "{refused}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("refusing to bind"),
+            "{refused}: {}",
+            stderr(&out)
+        );
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    }
+    let out = p.run(&["run", "--rm", "-v", "/no/such/dir:/x", "busybox", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+    let out = p.run(&["run", "--rm", "-v", "relative/dir:/x", "busybox", "true"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    let out = p.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/proc", host.display()),
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    // A named volume persists across containers.
+    p.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "keep:/vol",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /vol/f",
+    ]);
+    assert_eq!(
+        p.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "keep:/vol:ro",
+            "busybox",
+            "cat",
+            "/vol/f"
+        ]),
+        "kept\n"
+    );
+    let volume = p.root().join("volumes/keep");
+    assert_eq!(fs::metadata(&volume).unwrap().uid(), 1_000_000);
+}
+
+#[test]
+fn every_relaxation_is_warned_about_and_audited() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["--privileged"], "seccomp_disabled", "--privileged"),
+        (
+            &["--security-opt", "seccomp=unconfined"],
+            "seccomp_disabled",
+            "seccomp=unconfined",
+        ),
+        (
+            &["--security-opt", "no-new-privileges=false"],
+            "no_new_privileges_disabled",
+            "no-new-privileges=false",
+        ),
+        (
+            &["--security-opt", "landlock=off"],
+            "landlock_disabled",
+            "landlock=off",
+        ),
+        (
+            &["--security-opt", "userns=host"],
+            "host_user_namespace",
+            "userns=host",
+        ),
+        (
+            &["--network", "host"],
+            "host_network_namespace",
+            "--network host",
+        ),
+        (
+            &["--read-only=false"],
+            "writable_rootfs",
+            "--read-only=false",
+        ),
+        (
+            &["--cap-add", "NET_ADMIN"],
+            "capability:CAP_NET_ADMIN",
+            "--cap-add NET_ADMIN",
+        ),
+        (&["--memory", "-1"], "memory_limit_removed", "--memory -1"),
+        (
+            &["--pids-limit", "-1"],
+            "pids_limit_removed",
+            "--pids-limit -1",
+        ),
+    ];
+    for (flags, relaxation, flag) in cases {
+        let before = p.engine_audit().matches("policy_relaxed").count();
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "cat", "/proc/self/status"]);
+        let out = p.run(&args);
+        assert_eq!(code(&out), 0, "{flags:?}: {}", stderr(&out));
+        let warning = stderr(&out);
+        assert!(
+            warning.contains("warning") && warning.contains(relaxation),
+            "{flags:?}: {warning}"
+        );
+        let audit = p.engine_audit();
+        assert!(
+            audit.matches("policy_relaxed").count() > before,
+            "{flags:?}"
+        );
+        let new = audit
+            .lines()
+            .filter(|l| l.contains(relaxation) && l.contains(flag))
+            .count();
+        assert!(
+            new > 0,
+            "{flags:?}: no audit line with {relaxation} and {flag}"
+        );
+        // The relaxation is real.
+        let status = stdout(&out);
+        match *relaxation {
+            "seccomp_disabled" => assert_eq!(status_field(&status, "Seccomp"), "0"),
+            "no_new_privileges_disabled" => assert_eq!(status_field(&status, "NoNewPrivs"), "0"),
+            "capability:CAP_NET_ADMIN" => assert_ne!(status_field(&status, "CapEff"), DEFAULT_CAPS),
+            _ => {}
+        }
+    }
+    let chain = palisade_audit::verify(&[p.root().join("audit/engine.log")]).unwrap();
+    assert!(chain.intact);
+    // With a writable root, / takes writes; with userns=host, root is host root.
+    p.ok(&[
+        "run",
+        "--rm",
+        "--read-only=false",
+        "busybox",
+        "touch",
+        "/now-writable",
+    ]);
+    let map = p.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "userns=host",
+        "busybox",
+        "cat",
+        "/proc/self/uid_map",
+    ]);
+    assert_eq!(
+        map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
+}
+
+#[test]
+fn names_are_unique() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    p.ok(&["create", "--name", "twin", "busybox", "true"]);
+    let out = p.run(&["run", "--name", "twin", "busybox", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("already in use") && stderr(&out).contains("twin"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(p.ok(&["ps", "-a", "-q"]).lines().count(), 1);
+    let out = p.run(&["run", "--name", "bad/name", "busybox", "true"]);
+    assert_eq!(code(&out), 125);
+}
+
+#[test]
+fn image_config_and_flags_set_the_process() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let options = ImportOptions {
+        cmd: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo $MODE; id -u; pwd".into(),
+        ]),
+        env: vec!["MODE=image".into()],
+        working_dir: Some("/srv/app".into()),
+        user: Some("www".into()),
+        ..ImportOptions::default()
+    };
+    p.image("app:1", &options, |_| {});
+    // The image's Cmd, Env, WorkingDir (created, as it is not in the image) and User.
+    assert_eq!(p.ok(&["run", "--rm", "app:1"]), "image\n33\n/srv/app\n");
+    // Flags win.
+    assert_eq!(
+        p.ok(&[
+            "run",
+            "--rm",
+            "-e",
+            "MODE=flag",
+            "-u",
+            "0:50",
+            "-w",
+            "/tmp",
+            "app:1"
+        ]),
+        "flag\n0\n/tmp\n"
+    );
+    assert_eq!(
+        p.ok(&["run", "--rm", "-u", "www", "app:1", "id", "-G"])
+            .trim(),
+        "33 50"
+    );
+    let out = p.run(&["run", "--rm", "-u", "ghost", "app:1"]);
+    assert_eq!(code(&out), 125);
+    assert!(
+        stderr(&out).contains("unable to find user ghost"),
+        "{}",
+        stderr(&out)
+    );
+    // Output of a foreground run is logged too, and stdin reaches the container with -i.
+    let out = p.ok(&["run", "--name", "logged", "busybox", "echo", "to the log"]);
+    assert_eq!(out, "to the log\n");
+    assert_eq!(p.ok(&["logs", "logged"]), "to the log\n");
+    let mut child = p
+        .command(&["run", "--rm", "-i", "busybox", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped in\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&out), "piped in\n");
+}
+
+#[test]
+fn image_files_are_read_without_leaving_the_rootfs() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let secret = p.path("host-passwd");
+    fs::write(&secret, "evil:x:4242:4242::/:/bin/sh\n").unwrap();
+    let target = secret.clone();
+    p.image("hostile:1", &ImportOptions::default(), move |rootfs| {
+        fs::remove_file(rootfs.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink(&target, rootfs.join("etc/passwd")).unwrap();
+    });
+    // The symlink is resolved inside the rootfs, where it leads nowhere.
+    let out = p.run(&["run", "--rm", "-u", "evil", "hostile:1", "id", "-u"]);
+    assert_eq!(code(&out), 125, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("unable to find user evil"),
+        "{}",
+        stderr(&out)
+    );
+    // Numeric users need no passwd file.
+    assert_eq!(
+        p.ok(&["run", "--rm", "-u", "4242", "hostile:1", "id", "-u"])
+            .trim(),
+        "4242"
+    );
+}
+
+#[test]
+fn a_terminal_with_it() {
+    if !privileged() {
+        return;
+    }
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIP: script(1) is missing (bsdutils)");
+        return;
+    }
+    let p = Palisade::new();
+    let command = format!(
+        "{PALISADE} --root {} run --rm -it busybox sh -c 'tty; exit 4'",
+        p.root().display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("PALISADE_RUNTIME", RUNTIME)
+        .env("PALISADE_RUNTIME_ROOT", p.runtime_root())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("/dev/pts/"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    let out = p.run(&["run", "-d", "-t", "busybox", "true"]);
+    assert_eq!(code(&out), 125);
+}
