@@ -977,6 +977,113 @@ mod tests {
         assert!(scheme_from(&parse_challenges("Bearer service=x")).is_none());
     }
 
+    /// A one-thread HTTP server answering each connection with the next of `responses`,
+    /// recording what each sent (a request head, or a TLS hello for an HTTPS attempt).
+    fn serve(responses: Vec<&'static str>) -> (u16, std::sync::Arc<Mutex<Vec<String>>>) {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for response in responses {
+                let (mut stream, _) = listener.accept().unwrap();
+                // Requests are small: on loopback they arrive in one read.
+                let mut buffer = vec![0u8; 16 << 10];
+                let n = stream.read(&mut buffer).unwrap_or(0);
+                record
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        (port, seen)
+    }
+
+    const BASIC_CHALLENGE: &str = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+    fn plain_options(insecure: &str, credentials: Option<Credentials>) -> ClientOptions {
+        let mut store = super::super::CredentialStore::none();
+        if let Some(credentials) = credentials {
+            store = store.with_credentials(insecure, credentials);
+        }
+        ClientOptions {
+            insecure_registries: vec![insecure.to_owned()],
+            credentials: store,
+            config_dir: None,
+            ..ClientOptions::default()
+        }
+    }
+
+    #[test]
+    fn credentials_go_to_the_registry_only() {
+        // The registry: a TLS attempt (dropped), the ping, then one request.
+        let (registry, registry_seen) = serve(vec![OK, BASIC_CHALLENGE, OK]);
+        let (elsewhere, elsewhere_seen) = serve(vec![OK]);
+        let host = format!("127.0.0.1:{registry}");
+        let options = plain_options(&host, Some(Credentials::new("u", Secret::new("pw"))));
+        let client = RegistryClient::new(&host, &options).unwrap();
+        let base = client.base().unwrap();
+        assert_eq!(base, format!("http://{host}"));
+        let same = client
+            .send(RegistryRequest::new(
+                Method::GET,
+                format!("{base}/v2/a/tags/list"),
+                &[],
+                "t",
+            ))
+            .unwrap();
+        assert_eq!(same.status().as_u16(), 200);
+        let foreign = client
+            .send(RegistryRequest::new(
+                Method::GET,
+                format!("http://127.0.0.1:{elsewhere}/upload"),
+                &[],
+                "t",
+            ))
+            .unwrap();
+        assert_eq!(foreign.status().as_u16(), 200);
+        let registry_seen = registry_seen.lock().unwrap();
+        let last = registry_seen.last().unwrap();
+        assert!(last.contains("authorization: Basic dTpwdw=="), "{last}");
+        let elsewhere_seen = elsewhere_seen.lock().unwrap();
+        assert!(
+            !elsewhere_seen[0]
+                .to_ascii_lowercase()
+                .contains("authorization"),
+            "{elsewhere_seen:?}"
+        );
+    }
+
+    #[test]
+    fn plain_http_token_realms_need_to_be_named_insecure() {
+        let options = plain_options(
+            "registry.invalid",
+            Some(Credentials::new("u", Secret::new("pw"))),
+        );
+        let client = RegistryClient::new("registry.invalid", &options).unwrap();
+        let error = client
+            .fetch_token("http://auth.invalid/token", Some("s"), &ScopeSet::default())
+            .unwrap_err();
+        assert!(
+            matches!(error, DistributionError::Realm { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("clear text"), "{error}");
+        for realm in [
+            "ftp://auth.invalid/t",
+            "https://user@auth.invalid/t",
+            "nonsense",
+        ] {
+            assert!(matches!(
+                client.fetch_token(realm, None, &ScopeSet::default()),
+                Err(DistributionError::Realm { .. })
+            ));
+        }
+    }
+
     #[test]
     fn docker_hub_uses_its_api_host() {
         let options = ClientOptions {

@@ -429,7 +429,11 @@ impl AuthFile {
                 path: dir.to_owned(),
                 source,
             })?;
-        let _lock = lock_file(&self.path.with_extension("json.lock"))?;
+        let name = self
+            .path
+            .file_name()
+            .map_or_else(|| "auth.json".into(), |n| n.to_string_lossy().into_owned());
+        let _lock = lock_file(&dir.join(format!(".{name}.lock")))?;
         let mut document = read_document(&self.path)?.unwrap_or_default();
         let mut auths = match document.remove("auths") {
             None | Some(Value::Null) => Map::new(),

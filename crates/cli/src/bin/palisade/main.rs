@@ -5,12 +5,15 @@
 mod cli;
 mod container;
 mod image;
+mod login;
 mod output;
+mod pull;
+mod push;
 mod system;
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 
 use cli::{Cli, Command, Format, ImageCommand};
 
@@ -49,8 +52,12 @@ impl Session {
 }
 
 fn main() {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let cli = match parse_command_line() {
+        Ok(Invocation::Engine(cli)) => cli,
+        Ok(Invocation::Registry(session, command)) => {
+            init_logging();
+            std::process::exit(exit_code(run_registry(&session, command)));
+        }
         Err(error) => {
             use clap::error::ErrorKind;
             if !error.use_stderr()
@@ -83,7 +90,13 @@ fn main() {
         Command::Save(args) => image::run(&session, ImageCommand::Save(args)),
         Command::Container(command) => container::run(&session, command),
     };
-    let code = match result {
+    std::process::exit(exit_code(result));
+}
+
+/// The process's exit code for a command's result: the error reported on one line, 125 for
+/// usage errors, 1 for other failures.
+fn exit_code(result: anyhow::Result<i32>) -> i32 {
+    match result {
         Ok(code) => code,
         Err(error) => {
             report_error(&error);
@@ -93,8 +106,57 @@ fn main() {
                 EXIT_FAILURE
             }
         }
-    };
-    std::process::exit(code);
+    }
+}
+
+// The registry commands (pull.rs, push.rs, login.rs), parsed beside `Cli`'s own commands
+// with the same global options. (A plain comment: a doc comment here would replace the
+// program's own description in `--help`.)
+#[derive(Debug, Subcommand)]
+enum RegistryCommand {
+    /// Pull an image from a registry into the store (verified, resumable)
+    Pull(pull::PullArgs),
+    /// Push an image from the store to a registry
+    Push(push::PushArgs),
+    /// Check credentials with a registry and save them (~/.config/palisade/auth.json)
+    Login(login::LoginArgs),
+    /// Remove the saved credentials for a registry
+    Logout(login::LogoutArgs),
+}
+
+/// What the command line asks for.
+enum Invocation {
+    Engine(Cli),
+    Registry(Session, RegistryCommand),
+}
+
+/// Parses `Cli` with the registry commands added.
+fn parse_command_line() -> Result<Invocation, clap::Error> {
+    let matches = RegistryCommand::augment_subcommands(Cli::command()).try_get_matches()?;
+    if matches
+        .subcommand_name()
+        .is_some_and(RegistryCommand::has_subcommand)
+    {
+        let command = RegistryCommand::from_arg_matches(&matches)?;
+        let session = Session {
+            root: matches.get_one::<PathBuf>("root").cloned(),
+            format: matches
+                .get_one::<Format>("format")
+                .copied()
+                .unwrap_or(Format::Table),
+        };
+        return Ok(Invocation::Registry(session, command));
+    }
+    Cli::from_arg_matches(&matches).map(Invocation::Engine)
+}
+
+fn run_registry(session: &Session, command: RegistryCommand) -> anyhow::Result<i32> {
+    match command {
+        RegistryCommand::Pull(args) => pull::pull(session, args),
+        RegistryCommand::Push(args) => push::push(session, args),
+        RegistryCommand::Login(args) => login::login(session, args),
+        RegistryCommand::Logout(args) => login::logout(session, args),
+    }
 }
 
 /// Logs go to standard error, filtered by `PALISADE_LOG` (default: warnings).
