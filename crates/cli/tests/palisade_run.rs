@@ -838,3 +838,72 @@ fn a_terminal_with_it() {
     let out = p.run(&["run", "-d", "-t", "busybox", "true"]);
     assert_eq!(code(&out), 125);
 }
+
+#[test]
+fn signals_reach_a_foreground_container() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let script = "trap 'echo got TERM; exit 5' TERM; echo ready; while true; do sleep 0.1; done";
+    let mut child = p
+        .command(&["run", "--rm", "busybox", "sh", "-c", script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(rest, "got TERM\n");
+    assert_eq!(status.code(), Some(5));
+    assert_eq!(p.ok(&["ps", "-a", "-q"]), "");
+}
+
+#[test]
+fn concurrent_runs_of_a_new_image_unpack_it_once() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    p.image("fresh:1", &ImportOptions::default(), |rootfs| {
+        fs::write(rootfs.join("etc/fresh"), "new layer\n").unwrap();
+    });
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            p.command(&[
+                "run",
+                "--rm",
+                "--name",
+                &format!("racer{i}"),
+                "fresh:1",
+                "cat",
+                "/etc/fresh",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        assert_eq!(stdout(&out), "new layer\n");
+    }
+    let layers = fs::read_dir(p.root().join("layers"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .count();
+    assert_eq!(
+        layers, 1,
+        "busybox:latest was never run; fresh:1 has one layer"
+    );
+}

@@ -24,7 +24,7 @@ use palisade_image::digest::VerifyingReader;
 use palisade_image::inspect::LayerInfo;
 use palisade_image::media_types::LayerCompression;
 use palisade_image::unpack::{self, IdShift, Ownership, UnpackError, UnpackOptions};
-use palisade_image::{LocalImage, Store, StoreError};
+use palisade_image::{DigestError, LocalImage, Store, StoreError};
 use rustix::fs::{flock, FlockOperation, RenameFlags, CWD};
 
 use crate::paths::EnginePaths;
@@ -312,9 +312,15 @@ fn unpack_verified(
         };
         let mut tar = VerifyingReader::new(decoded, layer.diff_id.clone(), None);
         let report = unpack::unpack_layer(&mut tar, target, &options).map_err(|source| {
-            LayerError::Unpack {
-                digest: digest.clone(),
-                source: Box::new(source),
+            // The tar reader may be the one to hit the digest check at end of data.
+            match digest_mismatch(&source) {
+                Some(mismatch) => {
+                    verify_error(io::Error::new(io::ErrorKind::InvalidData, mismatch))
+                }
+                None => LayerError::Unpack {
+                    digest: digest.clone(),
+                    source: Box::new(source),
+                },
             }
         })?;
         // The tar's end-of-archive marker may come before the end of the stream.
@@ -330,6 +336,24 @@ fn unpack_verified(
     // And the compressed blob to its end, where the store's reader checks its digest.
     io::copy(&mut blob, &mut io::sink()).map_err(verify_error)?;
     Ok(report)
+}
+
+/// The digest check that failed somewhere in `error`'s chain, if one did.
+fn digest_mismatch(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(mismatch) = e.downcast_ref::<DigestError>() {
+            return Some(mismatch.to_string());
+        }
+        // io::Error's source() skips its payload: look at the payload itself.
+        if let Some(payload) = e.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
+            if let Some(found) = digest_mismatch(payload) {
+                return Some(found);
+            }
+        }
+        current = e.source();
+    }
+    None
 }
 
 /// Syncs the unpacked tree and renames it to its final name, never replacing anything.
@@ -357,6 +381,145 @@ fn publish(temp: &Path, final_dir: &Path) -> Result<(), LayerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use palisade_image::import::{import, ImportOptions};
+    use palisade_image::{Digest, ImageReference};
+
+    /// Whether the test may chown (root); a skip fails under PALISADE_REQUIRE_PRIVILEGED=1.
+    fn privileged() -> bool {
+        if rustix::process::geteuid().is_root() {
+            return true;
+        }
+        assert_ne!(
+            std::env::var("PALISADE_REQUIRE_PRIVILEGED").as_deref(),
+            Ok("1"),
+            "layer tests need root to shift ownership"
+        );
+        eprintln!("SKIP: layer tests need root to shift ownership");
+        false
+    }
+
+    /// A store with an image `name` of one layer holding `files`.
+    fn image_with(store: &Store, dir: &Path, name: &str, files: &[(&str, &str)]) -> LocalImage {
+        let rootfs = dir.join(format!("rootfs-{name}"));
+        fs::create_dir_all(rootfs.join("etc")).unwrap();
+        for (path, text) in files {
+            fs::write(rootfs.join(path), text).unwrap();
+        }
+        let reference = ImageReference::parse(name).unwrap();
+        import(store, &rootfs, &reference, &ImportOptions::default()).unwrap();
+        LocalImage::open(store, &reference, None).unwrap()
+    }
+
+    fn setup() -> (tempfile::TempDir, Store, LayerCache) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = EnginePaths::new(dir.path().join("store"));
+        let store = Store::open(paths.root()).unwrap();
+        paths.prepare().unwrap();
+        let cache = LayerCache::new(&paths);
+        (dir, store, cache)
+    }
+
+    #[test]
+    fn layers_are_unpacked_once_shifted_and_shared() {
+        if !privileged() {
+            return;
+        }
+        let (dir, store, cache) = setup();
+        let image = image_with(&store, dir.path(), "a:1", &[("etc/motd", "hi\n")]);
+        let first = cache
+            .ensure(&store, &image, LayerOwnership::default_shift())
+            .unwrap();
+        let second = cache
+            .ensure(&store, &image, LayerOwnership::default_shift())
+            .unwrap();
+        assert_eq!(first, second);
+        let motd = fs::metadata(first[0].join("etc/motd")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!((motd.uid(), motd.gid()), (1_000_000, 1_000_000));
+        // Unshifted copies for userns=host live apart.
+        let host = cache.ensure(&store, &image, LayerOwnership::Host).unwrap();
+        assert_ne!(host, first);
+        assert_eq!(fs::metadata(host[0].join("etc/motd")).unwrap().uid(), 0);
+    }
+
+    #[test]
+    fn concurrent_unpacks_of_one_layer_publish_one_directory() {
+        if !privileged() {
+            return;
+        }
+        let (dir, store, cache) = setup();
+        let image = image_with(&store, dir.path(), "a:1", &[("etc/motd", "hi\n")]);
+        let results: Vec<Vec<PathBuf>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        cache
+                            .ensure(&store, &image, LayerOwnership::default_shift())
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(results.windows(2).all(|w| w[0] == w[1]));
+        let entries: Vec<String> = fs::read_dir(&cache.dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".lock"))
+            .collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+    }
+
+    /// An image whose config claims another image's diff_id for different content must not
+    /// fill (poison) the shared directory of that diff_id.
+    #[test]
+    fn a_layer_that_lies_about_its_diff_id_is_refused() {
+        if !privileged() {
+            return;
+        }
+        let (dir, store, cache) = setup();
+        let honest = image_with(&store, dir.path(), "honest:1", &[("etc/motd", "honest\n")]);
+        let evil = image_with(&store, dir.path(), "evil:1", &[("etc/motd", "evil\n")]);
+        // evil's layer, under honest's diff_id.
+        let mut config: serde_json::Value = serde_json::from_slice(&evil.config_bytes).unwrap();
+        config["rootfs"]["diff_ids"][0] =
+            serde_json::Value::String(honest.layers[0].diff_id.to_string());
+        let config_bytes = serde_json::to_vec(&config).unwrap();
+        let config_digest = store.put_blob_bytes(&config_bytes).unwrap();
+        let mut manifest: serde_json::Value = serde_json::from_slice(&evil.manifest_bytes).unwrap();
+        manifest["config"]["digest"] = serde_json::Value::String(config_digest.to_string());
+        manifest["config"]["size"] = serde_json::json!(config_bytes.len());
+        let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+        let manifest_digest: Digest = store.put_blob_bytes(&manifest_bytes).unwrap();
+        let liar = ImageReference::parse("liar:1").unwrap();
+        store.tag(&liar, &manifest_digest).unwrap();
+        let liar = LocalImage::open(&store, &liar, None).unwrap();
+
+        let error = cache
+            .ensure(&store, &liar, LayerOwnership::default_shift())
+            .unwrap_err();
+        assert!(matches!(error, LayerError::Verify { .. }), "{error}");
+        let shared = cache.layer_dir(
+            honest.layers[0].diff_id.hex(),
+            LayerOwnership::default_shift(),
+        );
+        assert!(!shared.exists(), "the liar filled the honest image's layer");
+        // Nothing half-done is left, and the honest image still gets its own content.
+        let leftovers = fs::read_dir(&cache.dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .count();
+        assert_eq!(leftovers, 0);
+        let layers = cache
+            .ensure(&store, &honest, LayerOwnership::default_shift())
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(layers[0].join("etc/motd")).unwrap(),
+            "honest\n"
+        );
+    }
 
     #[test]
     fn layer_directories_are_named_by_diff_id_and_ownership() {
