@@ -7,6 +7,7 @@ packages=(
   busybox-static   # the rootfs of test and demo containers (no internet for images)
   runc crun        # reference runtimes for side-by-side checks and benchmarks
   containerd podman skopeo  # the ecosystem tests drive palisade-runtime through these
+  docker-registry  # the reference registry the distribution tests push to and pull from
   iproute2 nftables procps  # namespaces, network tests, ps for `palisade-runtime ps`
   libc6-dev pkg-config      # building the workspace's C-linking crates
   time hyperfine jq         # benchmarks and the demo's output
