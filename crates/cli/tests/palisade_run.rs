@@ -907,3 +907,43 @@ fn concurrent_runs_of_a_new_image_unpack_it_once() {
         "busybox:latest was never run; fresh:1 has one layer"
     );
 }
+
+#[test]
+fn a_container_whose_cli_was_killed_can_still_be_stopped_and_removed() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let mut child = p
+        .command(&[
+            "run",
+            "--name",
+            "orphan",
+            "busybox",
+            "sh",
+            "-c",
+            "echo ready; sleep 600",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // The foreground CLI is the container's monitor; kill it outright.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let ps = p.ok(&["ps"]);
+    assert!(ps.contains("orphan") && ps.contains("Up"), "{ps}");
+    p.ok(&["stop", "-t", "1", "orphan"]);
+    let ps = p.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited"), "{ps}");
+    let id = p.inspect("orphan")["id"].as_str().unwrap().to_owned();
+    assert!(!p.runtime_root().join(&id).exists());
+    assert!(!fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&id));
+    p.ok(&["rm", "orphan"]);
+    assert_eq!(p.ok(&["ps", "-a", "-q"]), "");
+}

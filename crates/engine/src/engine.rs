@@ -628,11 +628,15 @@ impl Engine {
         if let Err(e) = runtime.kill(record.id.as_str(), &record.stop_signal, false) {
             tracing::debug!(error = %e, "stop signal not delivered");
         }
-        if self.wait_stopped(&record.id, timeout)? {
-            return self.find(record.id.as_str());
+        if !self.wait_stopped(&record.id, timeout)? {
+            self.kill_and_wait(&record)?;
         }
-        self.kill_and_wait(&record)?;
-        self.find(record.id.as_str())
+        match self.records.load(&record.id) {
+            Ok(stopped) => Ok(stopped),
+            // A --rm container is gone once it stopped.
+            Err(RecordError::NotFound { .. }) => Ok(record),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// SIGKILL to every process of the container, then wait for its monitor to record the

@@ -412,6 +412,7 @@ mod tests {
 
     fn setup() -> (tempfile::TempDir, Store, LayerCache) {
         let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
         let paths = EnginePaths::new(dir.path().join("store"));
         let store = Store::open(paths.root()).unwrap();
         paths.prepare().unwrap();

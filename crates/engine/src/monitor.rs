@@ -14,6 +14,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -474,6 +475,7 @@ pub fn spawn_detached(command: &mut Command, dir: &Path) -> Result<StartReport, 
     let stderr = fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(dir.join("monitor.log"))
         .map_err(|source| EngineError::Io {
             operation: "open",

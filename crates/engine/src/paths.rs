@@ -25,6 +25,14 @@ pub enum PathsError {
         #[source]
         source: io::Error,
     },
+    /// A directory above the store root is closed to other users.
+    #[error("{path:?} is not traversable by other users (mode {mode:o}): the container's root (an unprivileged host uid) must reach its rootfs under the store; `chmod o+x` it or choose another --root")]
+    NotTraversable {
+        /// The directory.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
     /// The store root's path cannot be used in an overlay mount option.
     #[error("store root {path:?} contains ',' or ':', which overlayfs mount options cannot carry")]
     UnusableRoot {
@@ -94,6 +102,23 @@ impl EnginePaths {
             });
         }
         ensure_dir(&self.root, 0o711)?;
+        let mut ancestor = self.root.parent();
+        while let Some(dir) = ancestor {
+            let mode = fs::metadata(dir)
+                .map_err(|source| PathsError::Prepare {
+                    path: dir.to_owned(),
+                    source,
+                })?
+                .permissions()
+                .mode();
+            if mode & 0o001 == 0 {
+                return Err(PathsError::NotTraversable {
+                    path: dir.to_owned(),
+                    mode: mode & 0o7777,
+                });
+            }
+            ancestor = dir.parent();
+        }
         // Blobs are for host root only; the store creates them with the umask's mode.
         let blobs = self.root.join("blobs");
         if blobs.is_dir() {
@@ -150,6 +175,7 @@ mod tests {
     #[test]
     fn prepare_sets_modes_and_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o711)).unwrap();
         let paths = EnginePaths::new(dir.path().join("store"));
         paths.prepare().unwrap();
         paths.prepare().unwrap();
@@ -157,6 +183,17 @@ mod tests {
         assert_eq!(mode(paths.root()), 0o711);
         assert_eq!(mode(&paths.layers()), 0o700);
         assert_eq!(mode(&paths.containers()), 0o711);
+    }
+
+    #[test]
+    fn a_store_under_a_closed_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let paths = EnginePaths::new(dir.path().join("store"));
+        assert!(matches!(
+            paths.prepare(),
+            Err(PathsError::NotTraversable { .. })
+        ));
     }
 
     #[test]

@@ -219,10 +219,12 @@ pub struct ContainerRecord {
 
 impl ContainerRecord {
     /// The state, corrected for a monitor that died without recording the exit (killed, or
-    /// the host rebooted): such a container has exited, with an unknown code.
+    /// the host rebooted): the container runs as long as its init does (unmonitored), and
+    /// then has exited with an unknown code.
     pub fn effective_state(&self) -> ContainerState {
+        let alive = |p: &Option<ProcessRef>| p.is_some_and(|p| p.alive());
         match self.state {
-            ContainerState::Running if !self.monitor.is_some_and(|m| m.alive()) => {
+            ContainerState::Running if !alive(&self.monitor) && !alive(&self.init) => {
                 ContainerState::Exited
             }
             state => state,
@@ -567,5 +569,8 @@ mod tests {
             start_time: 0,
         });
         assert_eq!(record.effective_state(), ContainerState::Exited);
+        // Without its monitor, a container runs as long as its init does.
+        record.init = ProcessRef::current();
+        assert!(record.is_running());
     }
 }

@@ -96,8 +96,9 @@ impl Overlay {
         }
     }
 
-    /// Creates the upper, work and mount-point directories: upper owned by the container's
-    /// root (it is the merged root directory's owner), the rest by host root and private.
+    /// Creates the upper, work and mount-point directories: upper and work owned by the
+    /// container's root (upper is the merged root directory's owner), behind a private
+    /// `overlay/` directory.
     pub fn prepare(&self, root_uid: u32, root_gid: u32) -> Result<(), RootfsError> {
         let prepare = |path: &Path| {
             let path = path.to_owned();
@@ -116,8 +117,9 @@ impl Overlay {
                 Err(e) => return Err(prepare(dir)(e)),
             }
         }
-        std::os::unix::fs::chown(&self.upper, Some(root_uid), Some(root_gid))
-            .map_err(prepare(&self.upper))?;
+        for dir in [&self.upper, &self.work] {
+            std::os::unix::fs::chown(dir, Some(root_uid), Some(root_gid)).map_err(prepare(dir))?;
+        }
         fs::set_permissions(&self.upper, fs::Permissions::from_mode(0o755))
             .map_err(prepare(&self.upper))?;
         fs::set_permissions(&self.work, fs::Permissions::from_mode(0o700))
