@@ -947,3 +947,56 @@ fn a_container_whose_cli_was_killed_can_still_be_stopped_and_removed() {
     p.ok(&["rm", "orphan"]);
     assert_eq!(p.ok(&["ps", "-a", "-q"]), "");
 }
+
+#[test]
+fn follow_logs_keep_stdin_open_and_limits() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    // logs -f prints as the container writes and returns when it stops.
+    let id = p
+        .ok(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo $i; sleep 0.3; done",
+        ])
+        .trim()
+        .to_owned();
+    let started = Instant::now();
+    assert_eq!(p.ok(&["logs", "-f", &id]), "1\n2\n3\n");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(p.ok(&["wait", &id]).trim(), "0");
+    // -d -i: stdin stays open (and silent), so cat keeps running until stopped.
+    let cat = p
+        .ok(&["run", "-d", "-i", "busybox", "cat"])
+        .trim()
+        .to_owned();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(p.ok(&["ps", "-q", "--no-trunc"]).contains(&cat));
+    p.ok(&["kill", &cat]);
+    assert_eq!(p.ok(&["wait", &cat]).trim(), "137");
+    // --memory and --cpus reach the container's cgroup (v1 or v2 files).
+    let memory = p.ok(&[
+        "run", "--rm", "--memory", "64m", "busybox", "sh", "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+    ]);
+    assert_eq!(memory.trim(), (64u64 << 20).to_string());
+    let cpu = p.ok(&[
+        "run",
+        "--rm",
+        "--cpus",
+        "0.5",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu.max",
+    ]);
+    assert!(cpu.starts_with("50000"), "{cpu}");
+    let out = p.run(&["run", "--rm", "--memory", "lots", "busybox", "true"]);
+    assert_eq!(code(&out), 125);
+    assert!(stderr(&out).contains("invalid size"), "{}", stderr(&out));
+}
