@@ -586,3 +586,25 @@ fn idmapped_bind_mounts_show_host_files_as_the_containers_own() {
     let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(host.join("new")).unwrap());
     assert_eq!(owner, 0);
 }
+
+#[test]
+fn the_program_starts_with_default_signal_dispositions() {
+    // The runtime itself ignores SIGPIPE (Rust does) and its caller may block signals; none of
+    // that may leak into the container's program.
+    if !privileged() {
+        return;
+    }
+    let rt = Runtime::new();
+    let bundle = Bundle::new(&["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"]);
+    let out = rt.run(&[
+        "run",
+        "-b",
+        bundle.path().to_str().unwrap(),
+        &unique_id("signals"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for line in stdout(&out).lines() {
+        assert!(line.ends_with("0000000000000000"), "{line}");
+    }
+    assert_eq!(stdout(&out).lines().count(), 2);
+}

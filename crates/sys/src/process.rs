@@ -131,6 +131,52 @@ pub fn exit_immediately(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Resets every catchable signal to its default action and unblocks all signals, so the
+/// program a container runs does not inherit the runtime's choices (Rust's runtime ignores
+/// SIGPIPE; callers may block signals they forward).
+pub fn reset_signals() -> io::Result<()> {
+    use nix::sys::signal::{SigSet, SigmaskHow};
+    // The kernel's `struct sigaction`; all zeroes is SIG_DFL with no flags and an empty mask
+    // whatever the field order of the architecture.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: 0,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for number in 1..=64 {
+        if number == libc::SIGKILL || number == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: the raw syscall (not libc's wrapper, which refuses the signals glibc
+        // reserves for itself) reads `default`, a valid zeroed `struct sigaction` that lives
+        // across the call, with the kernel's sigset size of 8 bytes; no old action is
+        // returned. SIG_DFL runs no code of ours, and the process is single-threaded and
+        // about to exec.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                number,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+        if rc == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(io::Error::from)
+}
+
 /// Sets the calling process's umask and returns the previous one.
 pub fn set_umask(mask: u32) -> u32 {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask)).bits()
@@ -153,6 +199,18 @@ mod tests {
         cloexec_from(fd).unwrap();
         let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
         assert_ne!(flags & libc::FD_CLOEXEC, 0);
+    }
+
+    #[test]
+    fn signals_are_reset_to_defaults() {
+        use nix::sys::signal::{SigHandler, Signal};
+        // SAFETY: test-only; ignoring SIGPIPE is what Rust's runtime does anyway.
+        unsafe { nix::sys::signal::signal(Signal::SIGUSR2, SigHandler::SigIgn) }.unwrap();
+        reset_signals().unwrap();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let ignored = status.lines().find(|l| l.starts_with("SigIgn:")).unwrap();
+        let mask = u64::from_str_radix(ignored.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        assert_eq!(mask & (1 << (Signal::SIGUSR2 as u64 - 1)), 0, "{ignored}");
     }
 
     #[test]

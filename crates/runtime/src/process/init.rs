@@ -229,6 +229,10 @@ pub(crate) fn container_main(cp: &ContainerProcess<'_>, chan: &Channel) -> Resul
     if !nnp {
         become_user(cp)?;
     }
+    // The program starts with default signal dispositions and nothing blocked, whatever the
+    // runtime (which ignores SIGPIPE) or its caller had.
+    palisade_sys::process::reset_signals()
+        .map_err(|e| RuntimeError::sys("reset signal dispositions", e))?;
     let exe_c = CString::new(exe.as_os_str().as_encoded_bytes())
         .map_err(|_| RuntimeError::InvalidConfig("executable path contains a NUL byte".into()))?;
     let err = match nix::unistd::execve(&exe_c, &args, &env) {
