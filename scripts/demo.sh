@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Palisade's demo: sets everything up on this machine and walks the path a container takes.
-# So far: a busybox bundle run by palisade-runtime under the hardened default config, with
-# the in-container escape battery (THREATS.md rows 3-7, 9) and the runc-style lifecycle.
+# 1. palisade-runtime: a busybox bundle under the hardened default config, the in-container
+#    escape battery (THREATS.md rows 3-7, 9) and the runc-style lifecycle.
+# 2. palisade: import a busybox image, push it to Debian's docker-registry on 127.0.0.1, pull
+#    it into a fresh store (every blob verified by digest), check the store, run it with the
+#    secure defaults and run the battery again, now from an image.
+# Signing and scanning join this path as their issues land.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/setup.sh
@@ -63,6 +67,50 @@ rt events --stats web | jq -c '{type, pids: .data.pids, memory_limit: .data.memo
 rt delete --force web
 rt list
 
+step "image: a busybox image imported from the same rootfs"
+pal() { "$bin/palisade" --root "$demo/$1" "${@:2}"; }
+mkdir -p "$demo/store" "$demo/pulled"
+chmod 755 "$demo/store" "$demo/pulled"
+printf 'root:x:0:0:root:/:/bin/sh\n' > "$rootfs/etc/passwd"
+printf 'root:x:0:\n' > "$rootfs/etc/group"
+pal store image import "$rootfs" demo/busybox:1 --cmd '["sh"]'
+pal store images
+
+step "registry: Debian's docker-registry on 127.0.0.1"
+port=5055
+cat > "$demo/registry.yml" <<YML
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $demo/registry
+http:
+  addr: 127.0.0.1:$port
+YML
+/usr/bin/docker-registry serve "$demo/registry.yml" > "$demo/registry.log" 2>&1 &
+registry_pid=$!
+trap 'kill $registry_pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+pal store push --insecure-registry "127.0.0.1:$port" demo/busybox:1 "127.0.0.1:$port/demo/busybox:1"
+
+step "pull into a fresh store: every blob checked against its digest"
+pal pulled pull --insecure-registry "127.0.0.1:$port" "127.0.0.1:$port/demo/busybox:1"
+pal pulled system check
+
+step "palisade run: the battery again, from the pulled image, with the engine's defaults"
+if pal pulled run --rm "127.0.0.1:$port/demo/busybox:1" palisade-check battery > "$demo/battery2.jsonl"; then
+  verdict2="all refused"
+else
+  verdict2="SOME GOT THROUGH"
+fi
+echo "verdict: $verdict2 ($(jq -r 'select(.summary) | .summary | "\(.attempts) attempts, \(.got_through) got through"' "$demo/battery2.jsonl"))"
+pal pulled run --rm "127.0.0.1:$port/demo/busybox:1" sh -c 'echo "inside: uid=$(id -u) hostname=$(hostname)"; cat /proc/self/uid_map'
+id=$(pal pulled run -d --name web "127.0.0.1:$port/demo/busybox:1" sleep 300)
+pal pulled ps
+pal pulled exec web sh -c 'echo exec works in $(hostname)'
+pal pulled stop -t 1 web >/dev/null
+pal pulled rm web >/dev/null
+echo "container ${id:0:12} stopped and removed"
+
 step "done"
 echo "demo files are in $demo"
-[ "$verdict" = "all refused" ]
+[ "$verdict" = "all refused" ] && [ "$verdict2" = "all refused" ]

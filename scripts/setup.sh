@@ -10,7 +10,7 @@ packages=(
   docker-registry  # the reference registry the distribution tests push to and pull from
   iproute2 nftables procps  # namespaces, network tests, ps for `palisade-runtime ps`
   libc6-dev pkg-config      # building the workspace's C-linking crates
-  time hyperfine jq         # benchmarks and the demo's output
+  time hyperfine jq curl    # benchmarks and the demo's output
 )
 
 missing=()
