@@ -1000,3 +1000,104 @@ fn follow_logs_keep_stdin_open_and_limits() {
     assert_eq!(code(&out), 125);
     assert!(stderr(&out).contains("invalid size"), "{}", stderr(&out));
 }
+
+/// Debian's docker-registry on a free 127.0.0.1 port, stopped on drop.
+struct LocalRegistry {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl LocalRegistry {
+    fn start(dir: &Path) -> Option<LocalRegistry> {
+        if !Path::new("/usr/bin/docker-registry").exists() {
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let config = dir.join("registry.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.join("registry").display()
+            ),
+        )
+        .ok()?;
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let registry = LocalRegistry { child, port };
+        wait_until("the registry to listen", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Some(registry)
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn run_pulls_an_image_the_store_lacks() {
+    if !privileged() {
+        return;
+    }
+    let source = Palisade::new();
+    let Some(registry) = LocalRegistry::start(source.dir.path()) else {
+        assert!(
+            std::env::var("PALISADE_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+            "docker-registry is not installed (apt-get install docker-registry)"
+        );
+        eprintln!("SKIP: docker-registry is not installed");
+        return;
+    };
+    let host = format!("127.0.0.1:{}", registry.port);
+    let remote = format!("{host}/test/busybox:1");
+    source.ok(&[
+        "push",
+        "--insecure-registry",
+        &host,
+        "busybox:latest",
+        &remote,
+    ]);
+    // A store that has never seen the image: run pulls it, verified, then runs it.
+    let fresh = Palisade::new();
+    let out = fresh.run(&[
+        "run",
+        "--rm",
+        "--insecure-registry",
+        &host,
+        &remote,
+        "echo",
+        "pulled-and-ran",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "pulled-and-ran");
+    assert!(stderr(&out).contains("pulling"), "{}", stderr(&out));
+    // An image the registry does not have is a 125 with the registry's answer.
+    let missing = fresh.run(&[
+        "run",
+        "--rm",
+        "--insecure-registry",
+        &host,
+        &format!("{host}/test/nothing:1"),
+        "true",
+    ]);
+    assert_eq!(code(&missing), 125);
+    assert!(
+        stderr(&missing).contains("unknown image"),
+        "{}",
+        stderr(&missing)
+    );
+}

@@ -36,9 +36,9 @@ pub(crate) enum ContainerCommand {
     /// network none (loopback only), minimal capabilities, no_new_privs, seccomp, Landlock,
     /// read-only rootfs with tmpfs /tmp and /run, pids and memory limits. Each option that
     /// relaxes one prints a warning and is written to the audit log.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create a container without starting it (prints its id)
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Start created or stopped containers (in the background)
     Start(StartArgs),
     /// Stop running containers: the stop signal, then SIGKILL after a timeout
@@ -139,6 +139,8 @@ pub(crate) struct ContainerArgs {
     entrypoint: Option<String>,
     #[command(flatten)]
     runtime: RuntimeArgs,
+    #[command(flatten)]
+    registry: crate::pull::RegistryArgs,
     /// The image
     #[arg(value_name = "IMAGE")]
     image: String,
@@ -325,6 +327,30 @@ pub(crate) fn run(session: &Session, command: ContainerCommand) -> anyhow::Resul
     Ok(code)
 }
 
+/// Pulls the image first when the store does not have it, as `docker run` does. Which
+/// registries may be reached over plain HTTP comes from `--insecure-registry`, as for pull.
+fn pull_if_missing(session: &Session, args: &ContainerArgs) -> Result<(), Failure> {
+    let fail = |e: anyhow::Error| Failure::new(ENGINE_FAILURE, e);
+    let Ok(reference) = palisade_image::ImageReference::parse(&args.image) else {
+        // The engine reports a bad reference with its own message.
+        return Ok(());
+    };
+    let store = session.store().map_err(fail)?;
+    if store
+        .resolve(&reference)
+        .map_err(|e| fail(e.into()))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    eprintln!("Unable to find image '{reference}' locally; pulling it");
+    let options = args.registry.client_options().map_err(fail)?;
+    let bars = crate::pull::TransferBars::new(false, "pulling");
+    palisade_image::distribution::pull(&store, &reference, &options, &bars)
+        .map_err(|e| fail(anyhow::Error::new(e).context(format!("failed to pull {reference}"))))?;
+    Ok(())
+}
+
 /// An error with the exit code it calls for.
 struct Failure {
     code: i32,
@@ -386,12 +412,13 @@ fn open(session: &Session, runtime: &RuntimeArgs) -> anyhow::Result<Engine> {
 
 fn dispatch(session: &Session, command: ContainerCommand) -> Result<i32, Failure> {
     match command {
-        ContainerCommand::Run(args) => run_container(session, args),
+        ContainerCommand::Run(args) => run_container(session, *args),
         ContainerCommand::Create(args) => {
             let engine = open(session, &args.container.runtime)
                 .map_err(|e| Failure::new(ENGINE_FAILURE, e))?;
             let options =
                 container_options(&args.container).map_err(|e| Failure::new(ENGINE_FAILURE, e))?;
+            pull_if_missing(session, &args.container)?;
             let created = engine.create(&options).map_err(engine_failure)?;
             print_warnings(&created);
             println!("{}", created.record.id);
@@ -585,6 +612,7 @@ fn run_container(session: &Session, args: RunArgs) -> Result<i32, Failure> {
             anyhow::anyhow!("-t needs standard input to be a terminal"),
         ));
     }
+    pull_if_missing(session, &args.container)?;
     let created = engine.create(&options).map_err(engine_failure)?;
     print_warnings(&created);
     let id = created.record.id.clone();
