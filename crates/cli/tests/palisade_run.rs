@@ -322,7 +322,8 @@ fn exit_codes_follow_docker() {
     let out = p.run(&["run", "--rm", "busybox", "/no/such/path"]);
     assert_eq!(code(&out), 127, "{}", stderr(&out));
     // Palisade's own failures: 125, one line.
-    let out = p.run(&["run", "--rm", "no-such-image", "true"]);
+    // (--pull never: an unknown name must not send the test to a public registry.)
+    let out = p.run(&["run", "--rm", "--pull", "never", "no-such-image", "true"]);
     assert_eq!(code(&out), 125);
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));

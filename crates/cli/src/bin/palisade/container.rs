@@ -141,6 +141,9 @@ pub(crate) struct ContainerArgs {
     runtime: RuntimeArgs,
     #[command(flatten)]
     registry: crate::pull::RegistryArgs,
+    /// When to pull the image: missing (only if the store lacks it), never, or always
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
+    pull: PullPolicy,
     /// The image
     #[arg(value_name = "IMAGE")]
     image: String,
@@ -327,6 +330,14 @@ pub(crate) fn run(session: &Session, command: ContainerCommand) -> anyhow::Resul
     Ok(code)
 }
 
+/// `--pull`: when `run`/`create` fetch the image from its registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PullPolicy {
+    Missing,
+    Never,
+    Always,
+}
+
 /// Pulls the image first when the store does not have it, as `docker run` does. Which
 /// registries may be reached over plain HTTP comes from `--insecure-registry`, as for pull.
 fn pull_if_missing(session: &Session, args: &ContainerArgs) -> Result<(), Failure> {
@@ -335,15 +346,20 @@ fn pull_if_missing(session: &Session, args: &ContainerArgs) -> Result<(), Failur
         // The engine reports a bad reference with its own message.
         return Ok(());
     };
-    let store = session.store().map_err(fail)?;
-    if store
-        .resolve(&reference)
-        .map_err(|e| fail(e.into()))?
-        .is_some()
-    {
+    if args.pull == PullPolicy::Never {
         return Ok(());
     }
-    eprintln!("Unable to find image '{reference}' locally; pulling it");
+    let store = session.store().map_err(fail)?;
+    let present = store
+        .resolve(&reference)
+        .map_err(|e| fail(e.into()))?
+        .is_some();
+    if present && args.pull == PullPolicy::Missing {
+        return Ok(());
+    }
+    if !present {
+        eprintln!("Unable to find image '{reference}' locally; pulling it");
+    }
     let options = args.registry.client_options().map_err(fail)?;
     let bars = crate::pull::TransferBars::new(false, "pulling");
     palisade_image::distribution::pull(&store, &reference, &options, &bars)
