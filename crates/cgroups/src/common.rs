@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxCpu, LinuxResources};
 
 use crate::error::CgroupError;
 use crate::stats::{MemoryEvents, Stats};
@@ -109,6 +109,42 @@ pub(crate) fn write_file(dir: &Path, file: &str, value: impl Display) -> Result<
 }
 
 /// Reads the control file `dir/file` as text.
+/// Writes `cpuset.cpus` and `cpuset.mems` (same names in v1 and v2), refusing a malformed
+/// list early with a clear message; the kernel gets the text as written.
+pub(crate) fn apply_cpuset(dir: &Path, cpu: &LinuxCpu) -> Result<(), CgroupError> {
+    for (file, resource, value) in [
+        ("cpuset.cpus", "cpu.cpus", cpu.cpus()),
+        ("cpuset.mems", "cpu.mems", cpu.mems()),
+    ] {
+        let Some(value) = value.as_deref().filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        parse_id_list(Path::new(resource), value).map_err(|_| CgroupError::InvalidResource {
+            resource,
+            path: dir.to_owned(),
+            reason: format!("{value:?} is not a list like 0-3,8"),
+        })?;
+        write_file(dir, file, value)?;
+    }
+    Ok(())
+}
+
+/// The effective cpus and memory nodes, from the files each version names them in.
+pub(crate) fn cpuset_stats(
+    dir: &Path,
+    stats: &mut Stats,
+    cpus_file: &str,
+    mems_file: &str,
+) -> Result<(), CgroupError> {
+    if let Some(cpus) = read_optional(dir, cpus_file)? {
+        stats.cpuset.cpus = parse_id_list(&dir.join(cpus_file), &cpus)?;
+    }
+    if let Some(mems) = read_optional(dir, mems_file)? {
+        stats.cpuset.mems = parse_id_list(&dir.join(mems_file), &mems)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn read_file(dir: &Path, file: &str) -> Result<String, CgroupError> {
     let path = dir.join(file);
     fs::read_to_string(&path).map_err(|source| CgroupError::Read { path, source })

@@ -41,33 +41,11 @@ pub(super) fn seed_from_parents(mount: &Path, relative: &Path) -> Result<(), Cgr
 }
 
 pub(super) fn apply(dir: &Path, cpu: &LinuxCpu) -> Result<(), CgroupError> {
-    for (file, resource, value) in [
-        ("cpuset.cpus", "cpu.cpus", cpu.cpus()),
-        ("cpuset.mems", "cpu.mems", cpu.mems()),
-    ] {
-        let Some(value) = value.as_deref().filter(|v| !v.is_empty()) else {
-            continue;
-        };
-        common::parse_id_list(Path::new(resource), value).map_err(|_| {
-            CgroupError::InvalidResource {
-                resource,
-                path: dir.to_owned(),
-                reason: format!("{value:?} is not a list like 0-3,8"),
-            }
-        })?;
-        common::write_file(dir, file, value)?;
-    }
-    Ok(())
+    common::apply_cpuset(dir, cpu)
 }
 
 pub(super) fn stats(dir: &Path, stats: &mut Stats) -> Result<(), CgroupError> {
-    if let Some(cpus) = common::read_optional(dir, "cpuset.effective_cpus")? {
-        stats.cpuset.cpus = common::parse_id_list(&dir.join("cpuset.effective_cpus"), &cpus)?;
-    }
-    if let Some(mems) = common::read_optional(dir, "cpuset.effective_mems")? {
-        stats.cpuset.mems = common::parse_id_list(&dir.join("cpuset.effective_mems"), &mems)?;
-    }
-    Ok(())
+    common::cpuset_stats(dir, stats, "cpuset.effective_cpus", "cpuset.effective_mems")
 }
 
 #[cfg(test)]

@@ -15,34 +15,11 @@ pub(super) fn is_requested(cpu: &LinuxCpu) -> bool {
 }
 
 pub(super) fn apply(dir: &Path, cpu: &LinuxCpu) -> Result<(), CgroupError> {
-    for (file, resource, value) in [
-        ("cpuset.cpus", "cpu.cpus", cpu.cpus()),
-        ("cpuset.mems", "cpu.mems", cpu.mems()),
-    ] {
-        let Some(value) = value.as_deref().filter(|v| !v.is_empty()) else {
-            continue;
-        };
-        // Parsed only to refuse garbage early with a clear message; the kernel gets the text.
-        common::parse_id_list(Path::new(resource), value).map_err(|_| {
-            CgroupError::InvalidResource {
-                resource,
-                path: dir.to_owned(),
-                reason: format!("{value:?} is not a list like 0-3,8"),
-            }
-        })?;
-        common::write_file(dir, file, value)?;
-    }
-    Ok(())
+    common::apply_cpuset(dir, cpu)
 }
 
 pub(super) fn stats(dir: &Path, stats: &mut Stats) -> Result<(), CgroupError> {
-    if let Some(cpus) = common::read_optional(dir, "cpuset.cpus.effective")? {
-        stats.cpuset.cpus = common::parse_id_list(&dir.join("cpuset.cpus.effective"), &cpus)?;
-    }
-    if let Some(mems) = common::read_optional(dir, "cpuset.mems.effective")? {
-        stats.cpuset.mems = common::parse_id_list(&dir.join("cpuset.mems.effective"), &mems)?;
-    }
-    Ok(())
+    common::cpuset_stats(dir, stats, "cpuset.cpus.effective", "cpuset.mems.effective")
 }
 
 #[cfg(test)]
