@@ -123,11 +123,27 @@ pub(crate) fn proxy(master: OwnedFd, pid: Pid) -> Result<i32> {
     let mut stdin_open = true;
     let mut buf = [0u8; 8192];
     let mut exit: Option<i32> = None;
+    // Once the pty reports end-of-file it stays readable (POLLHUP): stop polling it, or the
+    // loop would spin until the child's exit is noticed.
+    let mut master_open = true;
     loop {
+        // A child that exited before SIGCHLD was blocked left no signal behind: reap first,
+        // as `wait_forwarding` does, instead of waiting for a SIGCHLD that never comes.
+        if exit.is_none() {
+            exit = reap(pid);
+        }
+        if exit.is_some() && !master_open {
+            return Ok(exit.unwrap_or(0));
+        }
         let stdin = std::io::stdin();
+        let master_events = if master_open {
+            PollFlags::POLLIN
+        } else {
+            PollFlags::empty()
+        };
         let mut fds = vec![
             PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(master.as_fd(), PollFlags::POLLIN),
+            PollFd::new(master.as_fd(), master_events),
         ];
         if stdin_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
@@ -152,7 +168,7 @@ pub(crate) fn proxy(master: OwnedFd, pid: Pid) -> Result<i32> {
         if master_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             match master_file.read(&mut buf) {
                 Ok(0) | Err(_) if exit.is_some() => return Ok(exit.unwrap_or(0)),
-                Ok(0) | Err(_) => {}
+                Ok(0) | Err(_) => master_open = false,
                 Ok(n) => {
                     let mut out = std::io::stdout();
                     let _ = out.write_all(&buf[..n]);
@@ -171,16 +187,11 @@ pub(crate) fn proxy(master: OwnedFd, pid: Pid) -> Result<i32> {
         if sig_ready.contains(PollFlags::POLLIN) {
             while let Ok(Some(info)) = sfd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
-                    Ok(Signal::SIGCHLD) => loop {
-                        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                            Ok(WaitStatus::Exited(p, code)) if p == pid => exit = Some(code),
-                            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => {
-                                exit = Some(128 + sig as i32)
-                            }
-                            Ok(WaitStatus::StillAlive) | Err(_) => break,
-                            Ok(_) => {}
+                    Ok(Signal::SIGCHLD) => {
+                        if let Some(code) = reap(pid) {
+                            exit = Some(code);
                         }
-                    },
+                    }
                     Ok(Signal::SIGWINCH) => copy_window_size(&master),
                     Ok(other) => {
                         let _ = nix::sys::signal::kill(pid, other);
@@ -188,6 +199,19 @@ pub(crate) fn proxy(master: OwnedFd, pid: Pid) -> Result<i32> {
                     Err(_) => {}
                 }
             }
+        }
+    }
+}
+
+/// Reaps every exited child; returns `pid`'s exit code (128+n for signal n) if it was one.
+fn reap(pid: Pid) -> Option<i32> {
+    let mut exit = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(p, code)) if p == pid => exit = Some(code),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => exit = Some(128 + sig as i32),
+            Ok(WaitStatus::StillAlive) | Err(_) => return exit,
+            Ok(_) => {}
         }
     }
 }
