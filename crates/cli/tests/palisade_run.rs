@@ -1102,3 +1102,148 @@ fn run_pulls_an_image_the_store_lacks() {
         stderr(&missing)
     );
 }
+
+/// `skopeo` or `podman` with arguments, its output checked.
+fn tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({:?}): {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn images_move_between_palisade_skopeo_and_podman() {
+    if !privileged() {
+        return;
+    }
+    let missing: Vec<&str> = ["/usr/bin/skopeo", "/usr/bin/podman", "/usr/sbin/runc"]
+        .into_iter()
+        .filter(|p| !Path::new(p).exists())
+        .collect();
+    let source = Palisade::new();
+    let registry = LocalRegistry::start(source.dir.path());
+    if !missing.is_empty() || registry.is_none() {
+        let reason = format!("needs skopeo, podman, runc and docker-registry; missing {missing:?}");
+        assert!(
+            std::env::var("PALISADE_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+            "{reason}"
+        );
+        eprintln!("SKIP: {reason}");
+        return;
+    }
+    let registry = registry.unwrap();
+    let host = format!("127.0.0.1:{}", registry.port);
+
+    // palisade pushes; skopeo sees the same manifest digest, podman pulls and runs it.
+    let pushed = format!("{host}/interop/from-palisade:1");
+    source.ok(&[
+        "push",
+        "--insecure-registry",
+        &host,
+        "busybox:latest",
+        &pushed,
+    ]);
+    let local: Value =
+        serde_json::from_str(&source.ok(&["image", "inspect", "busybox:latest"])).unwrap();
+    let local_digest = local[0]["digest"].as_str().unwrap_or_default().to_owned();
+    let remote: Value = serde_json::from_str(&tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{pushed}"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(remote["Digest"].as_str().unwrap(), local_digest);
+
+    // Podman's runroot must be short (under 50 characters): a private one under /tmp.
+    let podman_tmp = tempfile::Builder::new()
+        .prefix("pal-podman")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let podman_dir = podman_tmp.path().to_path_buf();
+    let podman_args = move |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = vec![
+            "--root".into(),
+            podman_dir.join("root").display().to_string(),
+            "--runroot".into(),
+            podman_dir.join("runroot").display().to_string(),
+            "--tmpdir".into(),
+            podman_dir.join("tmp").display().to_string(),
+            "--cgroup-manager".into(),
+            "cgroupfs".into(),
+            "--runtime".into(),
+            "/usr/sbin/runc".into(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    };
+    /// Resets the private Podman (containers, images, mounts) however the test ends.
+    struct PodmanReset<F: Fn(&[&str]) -> Vec<String>>(F);
+    impl<F: Fn(&[&str]) -> Vec<String>> Drop for PodmanReset<F> {
+        fn drop(&mut self) {
+            let _ = Command::new("podman")
+                .args((self.0)(&["system", "reset", "--force"]))
+                .output();
+        }
+    }
+    let podman_args = PodmanReset(podman_args);
+    let podman = |args: &[&str]| {
+        let all = (podman_args.0)(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        tool("podman", &all)
+    };
+    podman(&["pull", "--quiet", "--tls-verify=false", &pushed]);
+    let out = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=4096:4096",
+        &pushed,
+        "echo",
+        "podman-ran-it",
+    ]);
+    assert_eq!(out.trim(), "podman-ran-it");
+    drop(podman_args);
+
+    // skopeo pushes (from palisade's OCI archive); a fresh palisade pulls and runs it.
+    let archive = source.path("busybox.tar");
+    source.ok(&["save", "-o", archive.to_str().unwrap(), "busybox:latest"]);
+    let by_skopeo = format!("{host}/interop/from-skopeo:1");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            &format!("oci-archive:{}", archive.display()),
+            &format!("docker://{by_skopeo}"),
+        ],
+    );
+    let fresh = Palisade::new();
+    let out = fresh.run(&[
+        "run",
+        "--rm",
+        "--insecure-registry",
+        &host,
+        &by_skopeo,
+        "echo",
+        "palisade-ran-skopeos",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "palisade-ran-skopeos");
+}
