@@ -819,7 +819,7 @@ fn a_terminal_with_it() {
     }
     let p = Palisade::new();
     let command = format!(
-        "{PALISADE} --root {} run --rm -it busybox sh -c 'tty; exit 4'",
+        "{PALISADE} --root {} run --name fg -it busybox sh -c 'tty; echo fg-out; exit 4'",
         p.root().display()
     );
     let out = Command::new("script")
@@ -836,8 +836,35 @@ fn a_terminal_with_it() {
         stderr(&out)
     );
     assert_eq!(code(&out), 4, "{}", stderr(&out));
-    let out = p.run(&["run", "-d", "-t", "busybox", "true"]);
-    assert_eq!(code(&out), 125);
+    // What a terminal session printed is in its log too.
+    let logs = p.ok(&["logs", "fg"]);
+    assert!(logs.contains("fg-out"), "{logs}");
+    // Detached with a terminal: the output is logged, and -i keeps a shell waiting.
+    p.ok(&[
+        "run",
+        "-d",
+        "-t",
+        "--name",
+        "dt",
+        "busybox",
+        "sh",
+        "-c",
+        "tty; echo dt-out",
+    ]);
+    assert_eq!(p.ok(&["wait", "dt"]).trim(), "0");
+    let logs = p.ok(&["logs", "dt"]);
+    assert!(
+        logs.contains("/dev/pts/0") && logs.contains("dt-out"),
+        "{logs}"
+    );
+    p.ok(&["run", "-dit", "--name", "shell", "busybox", "sh"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(p.inspect("shell")["state"], "running");
+    assert_eq!(
+        p.ok(&["exec", "shell", "echo", "still-there"]).trim(),
+        "still-there"
+    );
+    p.ok(&["rm", "-f", "shell"]);
 }
 
 #[test]

@@ -482,7 +482,7 @@ impl Engine {
     }
 
     /// Runs a created container with a terminal (`-t`) in the foreground: the runtime's `run`
-    /// gives it a pty and copies it to ours. The output is not logged.
+    /// gives it a pty and copies it to ours; what it prints is also logged.
     pub fn run_terminal(&self, id: &ContainerId) -> Result<i32, EngineError> {
         let records = &self.records;
         let record = {
@@ -512,22 +512,39 @@ impl Engine {
             if runtime.has_state(id.as_str()) {
                 let _ = runtime.delete_force(id.as_str());
             }
-            let mut child = runtime
-                .command(Some(&runtime_log))
+            // The runtime's terminal proxy writes the container's output into a pipe that
+            // is copied to our stdout and into the log.
+            let log = Arc::new(std::sync::Mutex::new(
+                crate::logs::LogWriter::open(&dir.join("ctr.log"), crate::logs::DEFAULT_MAX_SIZE)
+                    .map_err(|e| tracing::warn!(error = %e, "container output will not be logged"))
+                    .ok(),
+            ));
+            let (out_read, out_write) = nix::unistd::pipe().map_err(|e| EngineError::Monitor {
+                message: format!("failed to create a pipe: {e}"),
+            })?;
+            let spawn_error = |source| RuntimeCommandError::Spawn {
+                path: runtime.path.clone(),
+                source,
+            };
+            let pump = monitor::pump(out_read, crate::logs::Stream::Stdout, log, true)
+                .map_err(spawn_error)?;
+            let mut command = runtime.command(Some(&runtime_log));
+            command
                 .arg("run")
                 .arg("--bundle")
                 .arg(dir.join("bundle"))
                 .arg(id.as_str())
-                .spawn()
-                .map_err(|source| RuntimeCommandError::Spawn {
-                    path: runtime.path.clone(),
-                    source,
-                })?;
+                .stdout(std::process::Stdio::from(out_write));
+            let spawned = command.spawn();
+            // Only the runtime holds the pipe's write end now.
+            drop(command);
+            let mut child = spawned.map_err(spawn_error)?;
             // Forward only now: the runtime (and the container) must not inherit a mask.
             let target = Arc::new(AtomicI32::new(i32::try_from(child.id()).unwrap_or(0)));
             monitor::forward_signals(Arc::clone(&target))?;
             let status = child.wait().map_err(io_error("wait for", &runtime.path))?;
             target.store(0, std::sync::atomic::Ordering::SeqCst);
+            monitor::drain(vec![pump]);
             Ok(match crate::runtime::last_error(&runtime_log) {
                 Some(message) => {
                     let _ = records.update(id, |r| r.error = Some(message.clone()));
@@ -564,11 +581,6 @@ impl Engine {
         if record.is_running() {
             return Err(EngineError::AlreadyRunning {
                 name: record.name.to_string(),
-            });
-        }
-        if record.tty {
-            return Err(EngineError::Unsupported {
-                what: "a terminal (-t) for a detached container (there is no attach yet)".into(),
             });
         }
         let mut parts = self.config.monitor_command.iter();

@@ -112,7 +112,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), EngineError> {
 }
 
 /// Copies one of the container's outputs into the log (and to `tee`).
-fn pump(
+pub(crate) fn pump(
     source: OwnedFd,
     stream: Stream,
     log: Arc<Mutex<Option<LogWriter>>>,
@@ -285,10 +285,20 @@ fn supervise(
             source,
         })
     };
-    let pumps = [
+    let mut pumps = vec![
         pump(out_read, Stream::Stdout, Arc::clone(&log), tee).map_err(spawn_error)?,
         pump(err_read, Stream::Stderr, Arc::clone(&log), tee).map_err(spawn_error)?,
     ];
+    // With a terminal, the container writes to a pty whose master the runtime sends here;
+    // the pipes then carry only what the runtime itself prints.
+    let mut console = match record.tty {
+        true => Some(
+            crate::console::ConsoleSocket::new(id.as_str()).map_err(|e| EngineError::Monitor {
+                message: format!("failed to create the console socket: {e}"),
+            })?,
+        ),
+        false => None,
+    };
 
     let mut create = runtime.command(Some(&runtime_log));
     create
@@ -296,7 +306,11 @@ fn supervise(
         .arg("--bundle")
         .arg(dir.join("bundle"))
         .arg("--pid-file")
-        .arg(&pid_file)
+        .arg(&pid_file);
+    if let Some(console) = &console {
+        create.arg("--console-socket").arg(console.path());
+    }
+    create
         .arg(id.as_str())
         .stdin(stdin_stdio)
         .stdout(Stdio::from(out_write))
@@ -316,6 +330,21 @@ fn supervise(
     let Some(init) = init else {
         return start_failed(engine, record, &runtime_log, &pumps, on_start, "create");
     };
+    // The pty master: its output is the container's output (the monitor holds it open, so a
+    // shell started with -dit waits for input instead of seeing end-of-file).
+    if let Some(console) = console.take() {
+        let master = match console.receive() {
+            Ok(master) => master,
+            Err(e) => {
+                let _ = kill(Pid::from_raw(init.pid), Signal::SIGKILL);
+                let _ = wait_for(init.pid);
+                return Err(EngineError::Monitor {
+                    message: format!("no terminal from the runtime: {e}"),
+                });
+            }
+        };
+        pumps.push(pump(master, Stream::Stdout, Arc::clone(&log), tee).map_err(spawn_error)?);
+    }
     engine.records().update(id, |r| r.init = Some(init))?;
     // The container's init exists (with our empty signal mask): from now on our signals are
     // its signals.
@@ -380,7 +409,7 @@ fn wait_for(pid: i32) -> Result<i32, EngineError> {
 }
 
 /// Waits for the output threads to see end-of-file, for a while.
-fn drain(pumps: [JoinHandle<()>; 2]) {
+pub(crate) fn drain(pumps: Vec<JoinHandle<()>>) {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     for pump in pumps {
         while !pump.is_finished() && Instant::now() < deadline {
@@ -396,7 +425,7 @@ fn start_failed(
     engine: &Engine,
     record: &ContainerRecord,
     runtime_log: &Path,
-    pumps: &[JoinHandle<()>; 2],
+    pumps: &[JoinHandle<()>],
     on_start: &mut dyn FnMut(&StartReport),
     step: &str,
 ) -> Result<i32, EngineError> {

@@ -616,13 +616,7 @@ fn run_container(session: &Session, args: RunArgs) -> Result<i32, Failure> {
         open(session, &args.container.runtime).map_err(|e| Failure::new(ENGINE_FAILURE, e))?;
     let options =
         container_options(&args.container).map_err(|e| Failure::new(ENGINE_FAILURE, e))?;
-    if args.detach && options.tty {
-        return Err(Failure::new(
-            ENGINE_FAILURE,
-            anyhow::anyhow!("-t with -d is not supported yet (there is no attach): run with -it in the foreground, or -d without -t"),
-        ));
-    }
-    if options.tty && !io::stdin().is_terminal() {
+    if options.tty && !args.detach && !io::stdin().is_terminal() {
         return Err(Failure::new(
             ENGINE_FAILURE,
             anyhow::anyhow!("-t needs standard input to be a terminal"),

@@ -1,0 +1,128 @@
+//! The console socket of a container with a terminal (`-t`) under a monitor: the runtime
+//! creates the container's pty and sends its master here (`--console-socket`, as runc does
+//! for conmon), and the monitor copies what the container writes into its log.
+//!
+//! The socket lives in a fresh private directory under the temporary directory (a unix
+//! socket path must fit in 108 bytes, which container directories under a store may not);
+//! the directory goes when the console does.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+
+/// A listening console socket.
+#[derive(Debug)]
+pub struct ConsoleSocket {
+    dir: PathBuf,
+    listener: UnixListener,
+}
+
+impl ConsoleSocket {
+    /// Listens on a new socket in a private directory (mode 0700).
+    pub fn new(name: &str) -> io::Result<Self> {
+        let short: String = name.chars().take(12).collect();
+        let dir =
+            std::env::temp_dir().join(format!("palisade-console-{short}-{}", std::process::id()));
+        // A leftover of a monitor that died with the same pid: it is ours to replace.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        match UnixListener::bind(dir.join("console.sock")) {
+            Ok(listener) => Ok(Self { dir, listener }),
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    /// The path to hand the runtime as `--console-socket`.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("console.sock")
+    }
+
+    /// Receives the pty master the runtime sent (it connects and sends during `create`, so
+    /// call this once `create` has returned successfully).
+    pub fn receive(&self) -> io::Result<OwnedFd> {
+        self.listener.set_nonblocking(true)?;
+        let (stream, _) = self.listener.accept()?;
+        stream.set_nonblocking(false)?;
+        let mut buf = [0u8; 4096];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        rustix::net::recvmsg(
+            &stream,
+            &mut [io::IoSliceMut::new(&mut buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        )?;
+        for message in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(mut fds) = message {
+                if let Some(fd) = fds.next() {
+                    return Ok(fd);
+                }
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the runtime sent no terminal on the console socket",
+        ))
+    }
+
+    /// The socket's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_sent_descriptor_is_received_and_the_directory_removed() {
+        let console = ConsoleSocket::new("test").unwrap();
+        let client = std::os::unix::net::UnixStream::connect(console.path()).unwrap();
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let fds = [file.as_fd()];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(SendAncillaryMessage::ScmRights(&fds)));
+        rustix::net::sendmsg(
+            &client,
+            &[io::IoSlice::new(b"/dev/pts/0")],
+            &mut control,
+            SendFlags::empty(),
+        )
+        .unwrap();
+        let received = console.receive().unwrap();
+        let meta = std::fs::metadata(format!("/proc/self/fd/{}", {
+            use std::os::fd::AsRawFd;
+            received.as_raw_fd()
+        }))
+        .unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &meta.file_type()
+        ));
+        let dir = console.dir().to_path_buf();
+        drop(console);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn nothing_sent_is_an_error_not_a_hang() {
+        let console = ConsoleSocket::new("empty").unwrap();
+        assert!(console.receive().is_err());
+    }
+}
