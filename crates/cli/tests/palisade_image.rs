@@ -311,6 +311,27 @@ fn system_check_finds_and_repairs_corruption() {
     p.import_busybox("busybox:again");
     p.ok(&["rmi", "busybox"]);
     assert!(p.ok(&["system", "check"]).contains(": ok"));
+
+    // An interrupted layer unpack is found, and removed by --repair.
+    let stale = p.root().join("layers/.tmp-0123abcd-1-2");
+    fs::create_dir_all(stale.join("bin")).unwrap();
+    let out = p.run(&["system", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("interrupted layer unpack"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = p.run(&["--format", "json", "system", "check", "--repair"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["containers"]["problems"], serde_json::json!([]));
+    assert!(!stale.exists());
 }
 
 #[test]

@@ -489,8 +489,17 @@ fn containers_of_one_image_share_its_layers() {
         );
         assert!(!dir.join("overlay/upper/bin").exists());
     }
-    p.ok(&["rm", &a, &b]);
+    p.ok(&["rm", &a]);
     assert!(layer.is_dir(), "removing containers keeps the shared layer");
+    // Once the image is gone, prune removes its unpacked layer, but only when no container
+    // uses it any more.
+    p.ok(&["image", "rm", "busybox"]);
+    p.ok(&["image", "prune"]);
+    assert!(layer.is_dir(), "a container still uses the layer");
+    p.ok(&["rm", &b]);
+    let out = p.ok(&["image", "prune"]);
+    assert!(out.contains("Deleted unpacked layer"), "{out}");
+    assert!(!layer.exists(), "prune removed the unused layer");
 }
 
 #[test]

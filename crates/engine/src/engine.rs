@@ -176,6 +176,19 @@ pub struct EngineConfig {
     pub loopback_hook: Vec<String>,
 }
 
+/// What [`Engine::check`] found.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct EngineCheck {
+    /// Container records looked at.
+    pub containers_checked: usize,
+    /// Unpacked layer directories found.
+    pub layers_checked: usize,
+    /// What is wrong.
+    pub problems: Vec<String>,
+    /// What `repair` fixed.
+    pub repaired: Vec<String>,
+}
+
 /// A container just created, with the warnings its flags produced.
 #[derive(Debug, Clone)]
 pub struct Created {
@@ -310,6 +323,8 @@ impl Engine {
         } else {
             LayerOwnership::default_shift()
         };
+        // Until the record names its layers, a prune must not take them away.
+        let _hold = self.layers.hold()?;
         let layers = self.layers.ensure(&self.store, &image, ownership)?;
 
         let _all = self.records.lock_all()?;
@@ -472,6 +487,100 @@ impl Engine {
             record,
             warnings: warnings(&built.relaxations),
         })
+    }
+
+    /// Removes unpacked layers that no image in the store and no container uses (after
+    /// `image rm`/`prune`, their blobs are gone and nothing can run from them again).
+    pub fn prune_layers(&self) -> Result<crate::layers::LayerPruneReport, EngineError> {
+        let mut images = std::collections::HashSet::new();
+        for tagged in self
+            .store
+            .list_images()
+            .map_err(|source| EngineError::Image {
+                reference: "(every image)".into(),
+                source: Box::new(source),
+            })?
+        {
+            if let Ok(image) = LocalImage::open(&self.store, &tagged.reference, None) {
+                images.extend(image.layers.iter().map(|l| l.diff_id.hex().to_owned()));
+            }
+        }
+        // A record that cannot be read may name layers in use: then nothing is pruned.
+        let mut used = std::collections::HashSet::new();
+        for id in self.records.ids()? {
+            let record = match self.records.load(&id) {
+                Ok(record) => record,
+                // Removed meanwhile.
+                Err(_) if !self.paths.container(&id).exists() => continue,
+                Err(e) => return Err(e.into()),
+            };
+            used.extend(
+                record
+                    .layers
+                    .iter()
+                    .filter_map(|path| path.file_name())
+                    .map(|name| name.to_string_lossy().into_owned()),
+            );
+        }
+        Ok(self.layers.remove_unused(|name| {
+            used.contains(name) || images.contains(name.get(..64).unwrap_or(name))
+        })?)
+    }
+
+    /// Checks the containers and the unpacked layers: unreadable records, layers a container
+    /// needs that are gone, interrupted unpacks (removed with `repair`).
+    pub fn check(&self, repair: bool) -> Result<EngineCheck, EngineError> {
+        let mut report = EngineCheck::default();
+        for id in self.records.ids()? {
+            report.containers_checked += 1;
+            let record = match self.records.load(&id) {
+                Ok(record) => record,
+                Err(_) if !self.paths.container(&id).exists() => continue,
+                Err(e) => {
+                    report.problems.push(format!(
+                        "container {id}: its record cannot be read ({e}); remove it with `palisade rm -f {id}`"
+                    ));
+                    continue;
+                }
+            };
+            for layer in &record.layers {
+                if !layer.is_dir() {
+                    report.problems.push(format!(
+                        "container {}: its layer {} is missing; remove the container and run it again",
+                        record.name,
+                        layer.display()
+                    ));
+                }
+            }
+        }
+        let mut interrupted = Vec::new();
+        if let Ok(entries) = fs::read_dir(self.paths.layers()) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".tmp-") {
+                    interrupted.push(name);
+                } else if !name.starts_with('.') {
+                    report.layers_checked += 1;
+                }
+            }
+        }
+        if repair && !interrupted.is_empty() {
+            // Keeping every finished layer removes only the interrupted unpacks.
+            let removed = self.layers.remove_unused(|_| true)?;
+            report.repaired.extend(
+                removed
+                    .removed
+                    .into_iter()
+                    .map(|name| format!("removed the interrupted layer unpack {name}")),
+            );
+        } else {
+            report.problems.extend(
+                interrupted
+                    .into_iter()
+                    .map(|name| format!("an interrupted layer unpack was left behind: {name}")),
+            );
+        }
+        Ok(report)
     }
 
     /// Runs a created container in the foreground: its output goes to our stdout and stderr

@@ -212,8 +212,68 @@ impl LayerCache {
         Ok(final_dir)
     }
 
+    /// Holds off [`LayerCache::remove_unused`] while the caller chooses layer directories and
+    /// records them in a container record (a shared lock; prune takes it exclusively).
+    pub fn hold(&self) -> Result<File, LayerError> {
+        self.lock_file(".prune.lock", FlockOperation::LockShared)
+    }
+
+    /// Removes every layer directory (and interrupted unpack) whose name `keep` rejects;
+    /// takes the prune lock exclusively, so no container is being created meanwhile. `keep`
+    /// sees the directory name: `<diff_id hex>` plus an ownership suffix.
+    pub fn remove_unused(
+        &self,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<LayerPruneReport, LayerError> {
+        let _prune = self.lock_file(".prune.lock", FlockOperation::LockExclusive)?;
+        let mut report = LayerPruneReport::default();
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(report),
+            Err(source) => {
+                return Err(LayerError::Io {
+                    operation: "list",
+                    path: self.dir.clone(),
+                    source,
+                })
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let layer = match name.strip_prefix(".tmp-") {
+                // An interrupted unpack: its layer's lock says whether it is still going.
+                Some(rest) => rest.split('-').next().unwrap_or_default().to_owned(),
+                None if name.starts_with('.') => continue,
+                None if keep(&name) => continue,
+                None => name.clone(),
+            };
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let _lock = self.lock(&layer)?;
+            let path = entry.path();
+            let size = tree_size(&path);
+            match fs::remove_dir_all(&path) {
+                Ok(()) => {
+                    report.bytes_freed += size;
+                    report.removed.push(name);
+                }
+                Err(e) => {
+                    tracing::warn!(path = ?path, error = %e, "failed to remove an unused layer")
+                }
+            }
+            let _ = fs::remove_file(self.dir.join(format!(".{layer}.lock")));
+        }
+        report.removed.sort();
+        Ok(report)
+    }
+
     fn lock(&self, name: &str) -> Result<File, LayerError> {
-        let path = self.dir.join(format!(".{name}.lock"));
+        self.lock_file(&format!(".{name}.lock"), FlockOperation::LockExclusive)
+    }
+
+    fn lock_file(&self, file: &str, operation: FlockOperation) -> Result<File, LayerError> {
+        let path = self.dir.join(file);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -226,7 +286,7 @@ impl LayerCache {
                 path: path.clone(),
                 source,
             })?;
-        flock(&file, FlockOperation::LockExclusive).map_err(|e| LayerError::Io {
+        flock(&file, operation).map_err(|e| LayerError::Io {
             operation: "lock",
             path,
             source: e.into(),
@@ -271,6 +331,28 @@ impl LayerCache {
         fs::set_permissions(&temp, fs::Permissions::from_mode(0o755)).map_err(io("chmod"))?;
         Ok(temp)
     }
+}
+
+/// What [`LayerCache::remove_unused`] removed.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct LayerPruneReport {
+    /// The removed directories' names.
+    pub removed: Vec<String>,
+    /// Bytes they held (apparent file sizes).
+    pub bytes_freed: u64,
+}
+
+/// The apparent size of the files under `path` (symlinks not followed).
+fn tree_size(path: &Path) -> u64 {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| tree_size(&e.path())).sum())
+        .unwrap_or(0)
 }
 
 /// Unpacks `layer` into the empty directory `target`, checking the blob against its digest

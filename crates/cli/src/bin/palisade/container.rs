@@ -395,6 +395,19 @@ fn failure(error: impl Into<anyhow::Error>) -> Failure {
     Failure::new(EXIT_FAILURE, error)
 }
 
+/// The engine for commands that do not run containers (prune, check): the runtime is found
+/// as `run` would find it, from the environment or the defaults.
+pub(crate) fn open_default(session: &Session) -> anyhow::Result<Engine> {
+    let runtime = RuntimeArgs {
+        runtime: std::env::var_os("PALISADE_RUNTIME").map(PathBuf::from),
+        runtime_root: std::env::var_os("PALISADE_RUNTIME_ROOT").map_or_else(
+            || PathBuf::from(palisade_engine::runtime::DEFAULT_STATE_ROOT),
+            PathBuf::from,
+        ),
+    };
+    open(session, &runtime)
+}
+
 fn open(session: &Session, runtime: &RuntimeArgs) -> anyhow::Result<Engine> {
     let store_root = match &session.root {
         Some(root) => root.clone(),

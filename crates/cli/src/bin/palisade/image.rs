@@ -294,15 +294,26 @@ fn rm(session: &Session, args: RmArgs) -> anyhow::Result<i32> {
 fn prune(session: &Session) -> anyhow::Result<i32> {
     let store = session.store()?;
     let report = store.prune().context("failed to prune the store")?;
+    // Then the unpacked layers no remaining image and no container uses.
+    let layers = crate::container::open_default(session)?
+        .prune_layers()
+        .context("failed to prune unpacked layers")?;
     match session.format {
-        Format::Json => output::json(&report)?,
+        Format::Json => output::json(&serde_json::json!({
+            "removed_blobs": report.removed_blobs,
+            "removed_layers": layers.removed,
+            "bytes_freed": report.bytes_freed + layers.bytes_freed,
+        }))?,
         Format::Table => {
             for digest in &report.removed_blobs {
                 output::line(format!("Deleted: {digest}"))?;
             }
+            for layer in &layers.removed {
+                output::line(format!("Deleted unpacked layer: {layer}"))?;
+            }
             output::line(format!(
                 "Total reclaimed space: {}",
-                output::size(report.bytes_freed)
+                output::size(report.bytes_freed + layers.bytes_freed)
             ))?;
         }
     }
