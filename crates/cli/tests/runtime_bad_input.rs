@@ -306,3 +306,47 @@ fn apparmor_profile_without_apparmor_is_refused() {
         "AppArmor is not enabled",
     );
 }
+
+#[test]
+fn pinned_bind_sources_refuse_a_symlink_swapped_in() {
+    if !privileged() {
+        return;
+    }
+    let rt = Runtime::new();
+    // What an engine checked as a real directory, replaced by a symlink to a host secret
+    // before the runtime mounts it (the check-then-mount race, won by the attacker).
+    let secret = host_dir("pinned-secret");
+    std::fs::write(secret.join("shadow"), "host secret").unwrap();
+    let parent = host_dir("pinned-parent");
+    let checked = parent.join("data");
+    std::os::unix::fs::symlink(&secret, &checked).unwrap();
+    let source = checked.display().to_string();
+    let mount = json!({ "destination": "/hostout", "type": "bind", "source": source,
+                        "options": ["rbind", "ro"] });
+
+    // With the annotation the runtime refuses the symlink, in one line, leaving nothing.
+    let bundle = Bundle::new(&["cat", "/hostout/shadow"]);
+    let pinned = mount.clone();
+    bundle.edit(|c| {
+        c["mounts"].as_array_mut().unwrap().push(pinned);
+        c["annotations"] = json!({ "org.palisade.bind-sources": "no-symlinks" });
+    });
+    assert_refused(
+        &rt,
+        bundle.path(),
+        &unique_id("pinned"),
+        "without following symlinks",
+    );
+
+    // Without it (plain OCI, as runc does) the symlink is followed: the control run.
+    let bundle = Bundle::new(&["cat", "/hostout/shadow"]);
+    bundle.edit(|c| c["mounts"].as_array_mut().unwrap().push(mount));
+    let out = rt.run(&[
+        "run",
+        "-b",
+        bundle.path().to_str().unwrap(),
+        &unique_id("unpinned"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "host secret");
+}

@@ -238,6 +238,11 @@ pub fn build(inputs: &SpecInputs<'_>, options: &ContainerOptions) -> Result<Buil
     annotations.extend(spec.annotations().clone().unwrap_or_default());
     annotations.insert(NAME_ANNOTATION.to_owned(), inputs.container_name.to_owned());
     annotations.insert(IMAGE_ANNOTATION.to_owned(), inputs.image_name.to_owned());
+    // Bind sources were checked as canonical paths: the runtime refuses any symlink in them.
+    annotations.insert(
+        palisade_runtime::spec::PINNED_BIND_SOURCES.to_owned(),
+        "no-symlinks".to_owned(),
+    );
     spec.set_annotations(Some(annotations));
 
     let mut mounts = spec.mounts().clone().unwrap_or_default();

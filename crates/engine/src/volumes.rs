@@ -6,6 +6,12 @@
 //! contains the store or the state root (binding `/var` would expose every container's layers
 //! and volumes). The checks are made on the canonical path, so a symlink cannot dodge them.
 //! The destination may not shadow `/proc`, `/sys` or `/dev`, whose masks the runtime sets up.
+//!
+//! The check and the mount happen at different times (a container can be started long after
+//! it was created), so a user who owns a directory on the checked path could swap in a
+//! symlink meanwhile. The engine therefore sets the runtime's `org.palisade.bind-sources=
+//! no-symlinks` annotation: the runtime opens each bind source with `RESOLVE_NO_SYMLINKS`
+//! and mounts that very descriptor, so a swapped path is refused, never followed.
 
 use std::fs;
 use std::io;
@@ -274,7 +280,9 @@ pub fn ensure_named_volume(
         }
         Err(e) => return Err(create(e)),
     }
-    Ok(dir)
+    // The runtime refuses symlinks anywhere in a bind source: name it by its real path (the
+    // store root itself may be reached through one).
+    fs::canonicalize(&dir).map_err(create)
 }
 
 #[cfg(test)]

@@ -12,6 +12,12 @@ use oci_spec::runtime::{
     PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
+/// The annotation (value `no-symlinks`) that makes the runtime open every absolute bind
+/// source without following symlinks and mount it from that descriptor: set by an engine that
+/// checked the canonical source path, so that a symlink swapped in between the check and the
+/// mount is refused instead of followed.
+pub const PINNED_BIND_SOURCES: &str = "org.palisade.bind-sources";
+
 use crate::error::{Result, RuntimeError};
 
 /// First host uid/gid of the range container ids map to when the runtime runs as root.

@@ -59,6 +59,12 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<()> {
         cgroup_namespace: plan.cgroup_namespace,
         cgroup_dirs: plan.cgroup_dirs,
         cgroup_unified: plan.cgroup_unified,
+        pinned_sources: plan
+            .spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(mounts::PINNED_BIND_SOURCES))
+            .is_some_and(|v| v == "no-symlinks"),
     };
     let mounts = plan.spec.mounts().as_deref().unwrap_or_default();
     for (index, m) in mounts.iter().enumerate() {

@@ -38,6 +38,31 @@ pub(crate) struct MountContext<'a> {
     pub(crate) cgroup_dirs: &'a [(String, PathBuf)],
     /// cgroup v2 is the host's only hierarchy.
     pub(crate) cgroup_unified: bool,
+    /// Bind sources are opened without following any symlink and mounted from that file
+    /// descriptor (annotation [`PINNED_BIND_SOURCES`]): the engine checked the canonical
+    /// path, so a symlink found now was swapped in since, and is refused.
+    pub(crate) pinned_sources: bool,
+}
+
+pub(crate) use crate::spec::PINNED_BIND_SOURCES;
+
+/// Opens a bind source as an `O_PATH` descriptor, refusing symlinks on the whole path.
+fn open_pinned_source(source: &Path) -> Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
+    openat2(
+        CWD,
+        source,
+        // No O_NOFOLLOW: with it a trailing symlink would be opened itself, not refused.
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| {
+        RuntimeError::InvalidConfig(format!(
+            "bind source {source:?} cannot be opened without following symlinks ({e}); it was \
+             checked as a real path, so it has been changed since: refusing to mount it"
+        ))
+    })
 }
 
 /// Checks a mount destination against the /proc rules before anything is mounted.
@@ -80,7 +105,15 @@ pub(crate) fn mount_entry(ctx: &MountContext<'_>, m: &Mount) -> Result<()> {
     if typ == "cgroup" || typ == "cgroup2" {
         return mount_cgroup(ctx, m, &options);
     }
-    let source = m.source().clone().unwrap_or_default();
+    let mut source = m.source().clone().unwrap_or_default();
+    let pinned = match bind && ctx.pinned_sources && source.is_absolute() {
+        true => Some(open_pinned_source(&source)?),
+        false => None,
+    };
+    if let Some(fd) = &pinned {
+        // /proc/self/fd/N names exactly the object opened, whatever the path is now.
+        source = fd_path(fd);
+    }
     let kind = if bind && !source.is_dir() {
         TargetKind::File
     } else {
