@@ -1283,3 +1283,49 @@ fn images_move_between_palisade_skopeo_and_podman() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "palisade-ran-skopeos");
 }
+
+#[test]
+fn an_image_volume_gets_a_writable_anonymous_volume() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let options = ImportOptions {
+        volumes: vec!["/data/".into()],
+        ..ImportOptions::default()
+    };
+    p.image("withvolume:1", &options, |_| {});
+    let out = p.ok(&[
+        "run",
+        "--name",
+        "vol",
+        "withvolume:1",
+        "sh",
+        "-c",
+        "echo kept > /data/f && cat /data/f && ! touch /etc/x 2>/dev/null && echo rootfs-ro",
+    ]);
+    assert_eq!(out, "kept\nrootfs-ro\n");
+    let mounts = p.inspect("vol")["mounts"].clone();
+    let anonymous = mounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "anonymous")
+        .unwrap_or_else(|| panic!("no anonymous volume in {mounts}"));
+    assert_eq!(anonymous["destination"], "/data");
+    let source = PathBuf::from(anonymous["source"].as_str().unwrap());
+    assert_eq!(fs::read_to_string(source.join("f")).unwrap(), "kept\n");
+    // A -v for the same path replaces it; the anonymous volume goes with its container.
+    let out = p.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "named:/data",
+        "withvolume:1",
+        "ls",
+        "/data",
+    ]);
+    assert_eq!(out, "");
+    p.ok(&["rm", "vol"]);
+    assert!(!source.exists(), "anonymous volume left behind");
+}

@@ -419,6 +419,33 @@ impl Engine {
                 read_only: volume.read_only,
             });
         }
+        // The image's VOLUME paths not given a volume above get an anonymous one, as with
+        // Docker: the rootfs is read-only, and these are where the image expects to write.
+        let declared = image
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.volumes().clone())
+            .unwrap_or_default();
+        for (index, destination) in declared.iter().enumerate() {
+            volumes::check_destination(destination)?;
+            let destination = match destination.trim_end_matches('/') {
+                "" => destination.clone(),
+                trimmed => trimmed.to_owned(),
+            };
+            if mounts.iter().any(|m| m.destination == destination) {
+                continue;
+            }
+            let source = volumes::anonymous_volume(&dir, index, root_uid, root_gid)?;
+            binds.push((source.clone(), destination.clone(), false));
+            mounts.push(MountRecord {
+                kind: "anonymous".to_owned(),
+                source,
+                destination,
+                name: None,
+                read_only: false,
+            });
+        }
 
         let image_name = reference.familiar();
         let built = spec::build(

@@ -114,7 +114,8 @@ fn valid_volume_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
-fn check_destination(destination: &str) -> Result<(), VolumeError> {
+/// Checks a volume's destination inside the container (from `-v` or an image's VOLUME).
+pub fn check_destination(destination: &str) -> Result<(), VolumeError> {
     let fail = |reason| VolumeError::Destination {
         destination: destination.to_owned(),
         reason,
@@ -283,6 +284,34 @@ pub fn ensure_named_volume(
     // The runtime refuses symlinks anywhere in a bind source: name it by its real path (the
     // store root itself may be reached through one).
     fs::canonicalize(&dir).map_err(create)
+}
+
+/// Creates the anonymous volume number `index` of the container in `container_dir` (for an
+/// image's VOLUME): an empty directory owned by the container's root, removed with the
+/// container. (Docker copies the image's files at that path into it; Palisade starts it
+/// empty.)
+pub fn anonymous_volume(
+    container_dir: &Path,
+    index: usize,
+    uid: u32,
+    gid: u32,
+) -> Result<PathBuf, VolumeError> {
+    let parent = container_dir.join("volumes");
+    let dir = parent.join(index.to_string());
+    let create = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| VolumeError::Create { path, source }
+    };
+    match fs::create_dir(&parent) {
+        Ok(()) => fs::set_permissions(&parent, fs::Permissions::from_mode(0o711))
+            .map_err(create(&parent))?,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(create(&parent)(e)),
+    }
+    fs::create_dir(&dir).map_err(create(&dir))?;
+    std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(create(&dir))?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(create(&dir))?;
+    fs::canonicalize(&dir).map_err(create(&dir))
 }
 
 #[cfg(test)]

@@ -53,6 +53,8 @@ pub struct ImportOptions {
     pub platform: Option<PlatformSpec>,
     /// A comment for the history entry.
     pub comment: Option<String>,
+    /// Paths the image declares as volumes (Dockerfile `VOLUME`).
+    pub volumes: Vec<String>,
 }
 
 /// What an import produced.
@@ -250,6 +252,9 @@ fn image_config(
     }
     if let Some(user) = &options.user {
         runtime = runtime.user(user.clone());
+    }
+    if !options.volumes.is_empty() {
+        runtime = runtime.volumes(options.volumes.clone());
     }
     let runtime = runtime.build().map_err(|e| build_error("config", e))?;
     let mut history = HistoryBuilder::default()

@@ -123,6 +123,10 @@ pub(crate) struct ImportArgs {
     /// Comment recorded in the image's history
     #[arg(long, short = 'm', value_name = "TEXT")]
     pub(crate) message: Option<String>,
+    /// A path the image declares as a volume, like Dockerfile VOLUME (repeatable); each
+    /// container gets an empty, writable anonymous volume there
+    #[arg(long = "volume", value_name = "PATH")]
+    pub(crate) volumes: Vec<String>,
 }
 
 #[derive(Debug, Args)]

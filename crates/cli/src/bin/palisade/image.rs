@@ -58,6 +58,7 @@ fn import(session: &Session, args: ImportArgs) -> anyhow::Result<i32> {
         working_dir: args.workdir,
         user: args.user,
         comment: args.message,
+        volumes: args.volumes,
         ..ImportOptions::default()
     };
     let store = session.store()?;
