@@ -84,6 +84,43 @@ impl Drop for ConsoleSocket {
     }
 }
 
+/// Our standard input's terminal in raw mode until dropped (nothing when it is not a
+/// terminal). `run -t` holds it while the container's output is still being copied, so the
+/// last output, copied after the runtime restored the mode it found, is not translated again.
+#[derive(Debug)]
+pub struct RawTerminal {
+    original: Option<nix::sys::termios::Termios>,
+}
+
+impl RawTerminal {
+    /// Puts standard input's terminal in raw mode.
+    pub fn enter() -> Self {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = io::stdin();
+        let Ok(original) = tcgetattr(&stdin) else {
+            return Self { original: None };
+        };
+        let mut raw = original.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &raw);
+        Self {
+            original: Some(original),
+        }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(original) = &self.original {
+            let _ = nix::sys::termios::tcsetattr(
+                io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                original,
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -662,6 +662,7 @@ impl Engine {
                 path: runtime.path.clone(),
                 source,
             };
+            let raw = crate::console::RawTerminal::enter();
             let pump = monitor::pump(out_read, crate::logs::Stream::Stdout, log, true)
                 .map_err(spawn_error)?;
             let mut command = runtime.command(Some(&runtime_log));
@@ -681,6 +682,7 @@ impl Engine {
             let status = child.wait().map_err(io_error("wait for", &runtime.path))?;
             target.store(0, std::sync::atomic::Ordering::SeqCst);
             monitor::drain(vec![pump]);
+            drop(raw);
             Ok(match crate::runtime::last_error(&runtime_log) {
                 Some(message) => {
                     let _ = records.update(id, |r| r.error = Some(message.clone()));
