@@ -33,6 +33,18 @@ pub enum TrustError {
         /// What is wrong, and where.
         reason: String,
     },
+    /// The trust policy refuses an image.
+    #[error("{image} is not trusted: {reason} (trust policy {policy}, scope {scope:?})")]
+    Rejected {
+        /// The image.
+        image: String,
+        /// The scope that applied.
+        scope: String,
+        /// The policy file.
+        policy: String,
+        /// Why: what is missing.
+        reason: String,
+    },
     /// A PKCS#11 token failed.
     #[error("PKCS#11: {0}")]
     Pkcs11(String),

@@ -13,14 +13,18 @@
 pub mod encrypted;
 mod error;
 pub mod formats;
+mod gate;
 pub mod keys;
 pub mod memory;
+pub mod policy;
 mod sign;
 mod source;
 mod verify;
 
 pub use error::TrustError;
+pub use gate::{check_registry_image, check_stored_image, Audit, Decision, TrustStore};
 pub use keys::{Fingerprint, KeyAlgorithm, PrivateKey, PublicKey, Signer};
+pub use policy::Policy;
 pub use sign::{sign_image, SignReport, SignatureSink};
 pub use source::{CachedSource, RecordingSource, RegistrySource, SignatureSource};
 pub use verify::{

@@ -164,12 +164,12 @@ impl SignatureSource for CachedSource {
 /// later check of the same image works offline. A cache that cannot be written is logged,
 /// never fatal.
 #[derive(Debug)]
-pub struct RecordingSource<'s, S> {
+pub struct RecordingSource<'s, S: ?Sized> {
     inner: &'s S,
     cache: CachedSource,
 }
 
-impl<'s, S: SignatureSource> RecordingSource<'s, S> {
+impl<'s, S: SignatureSource + ?Sized> RecordingSource<'s, S> {
     /// Records `inner`'s answers into `cache`.
     pub fn new(inner: &'s S, cache: CachedSource) -> Self {
         Self { inner, cache }
@@ -184,7 +184,7 @@ impl<'s, S: SignatureSource> RecordingSource<'s, S> {
     }
 }
 
-impl<S: SignatureSource> SignatureSource for RecordingSource<'_, S> {
+impl<S: SignatureSource + ?Sized> SignatureSource for RecordingSource<'_, S> {
     fn manifest(&self, repository: &str, reference: &str) -> Result<Option<Vec<u8>>, TrustError> {
         let answer = self.inner.manifest(repository, reference)?;
         self.keep(self.cache.path("manifest", repository, reference), &answer);
