@@ -20,8 +20,8 @@
 //! - The most specific scope wins: an exact name, then the glob with the most literal
 //!   characters, then `*`. A registry image no scope matches is rejected.
 //! - A requirement is `"reject"`, `"insecure-accept-anything"` (accepted unverified, logged at
-//!   every use), or `{"keys": [...], "threshold": N}`: valid signatures by at least N (default
-//!   1) distinct listed keys. A key is a PEM public key file (relative paths are relative to
+//!   every use), or `{"keys": [...], "threshold": N}`: valid signatures by at least N
+//!   (default 1) distinct listed keys. A key is a PEM public key file (relative paths are relative to
 //!   `keyring`, which defaults to the `keys` directory beside the policy file) or a
 //!   fingerprint `sha256:<hex>` of a `*.pub` file in the keyring.
 //! - `local` is for images that never came from a registry (imported or loaded into the
