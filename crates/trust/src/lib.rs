@@ -16,6 +16,7 @@ pub mod formats;
 mod gate;
 pub mod keys;
 pub mod memory;
+pub mod pkcs11;
 pub mod policy;
 mod sign;
 mod source;
