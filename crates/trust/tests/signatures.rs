@@ -450,3 +450,55 @@ fn openssl_verifies_the_tag_form_signature() {
         );
     }
 }
+
+/// sigstore-js (`@sigstore/verify`, an independent Sigstore implementation) accepts our
+/// bundle with our public key, and refuses it with another key. Needs node and a harness
+/// outside the repository (a short script over `@sigstore/verify` from npm): set
+/// `PALISADE_SIGSTORE_VERIFY_JS=/path/to/verify-bundle.js` (usage: BUNDLE KEY.pub DIGEST_HEX);
+/// skipped otherwise, as CI installs no npm packages.
+#[test]
+fn sigstore_js_verifies_the_bundle() {
+    let Some(script) = std::env::var_os("PALISADE_SIGSTORE_VERIFY_JS") else {
+        eprintln!("skipped: PALISADE_SIGSTORE_VERIFY_JS is not set");
+        return;
+    };
+    let registry = MemoryRegistry::new(true);
+    let image = image(&registry);
+    let key = PrivateKey::generate(KeyAlgorithm::EcdsaP256);
+    let other = PrivateKey::generate(KeyAlgorithm::EcdsaP256);
+    let report = sign_image(
+        &registry,
+        &image,
+        &key,
+        &BTreeMap::new(),
+        SignatureForm::Referrer,
+    )
+    .unwrap();
+    let manifest: Manifest =
+        serde_json::from_slice(&registry.get_manifest(REPO, &report.location).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.json");
+    std::fs::write(
+        &bundle,
+        registry.get_blob(REPO, &manifest.layers[0].digest).unwrap(),
+    )
+    .unwrap();
+    let check = |public: &PrivateKey| {
+        let path = dir.path().join("key.pub");
+        std::fs::write(&path, public.public().to_pem()).unwrap();
+        std::process::Command::new("node")
+            .arg(&script)
+            .arg(&bundle)
+            .arg(&path)
+            .arg(image.digest.hex())
+            .output()
+            .unwrap()
+    };
+    let out = check(&key);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!check(&other).status.success());
+}
