@@ -5,7 +5,9 @@
 # 2. palisade: import a busybox image, push it to Debian's docker-registry on 127.0.0.1, pull
 #    it into a fresh store (every blob verified by digest), check the store, run it with the
 #    secure defaults and run the battery again, now from an image.
-# Signing and scanning join this path as their issues land.
+#    Before the pull, the image is signed (cosign-compatible) and a trust policy requires
+#    that signature: an unsigned copy is refused; run re-checks the policy offline.
+# Scanning joins this path as its issue lands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/setup.sh
@@ -91,8 +93,25 @@ registry_pid=$!
 trap 'kill $registry_pid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
 pal store push --insecure-registry "127.0.0.1:$port" demo/busybox:1 "127.0.0.1:$port/demo/busybox:1"
+pal store push --insecure-registry "127.0.0.1:$port" demo/busybox:1 "127.0.0.1:$port/demo/unsigned:1"
 
-step "pull into a fresh store: every blob checked against its digest"
+step "sign: a cosign-compatible key, a signature on the registry, a trust policy that requires it"
+export COSIGN_PASSWORD=demo
+"$bin/palisade" key generate --force --output-key-prefix "$demo/demo"
+"$bin/palisade" sign --insecure-registry "127.0.0.1:$port" --key "$demo/demo.key" -a demo=yes "127.0.0.1:$port/demo/busybox:1"
+"$bin/palisade" verify --insecure-registry "127.0.0.1:$port" --key "$demo/demo.pub" "127.0.0.1:$port/demo/busybox:1"
+mkdir -p "$demo/policy/keys"
+cp "$demo/demo.pub" "$demo/policy/keys/demo.pub"
+cat > "$demo/policy/policy.json" <<JSON
+{"scopes": {"127.0.0.1:$port/demo/busybox": {"keys": ["demo.pub"]}, "*": "reject"}}
+JSON
+export PALISADE_POLICY="$demo/policy/policy.json"
+if pal pulled pull --insecure-registry "127.0.0.1:$port" "127.0.0.1:$port/demo/unsigned:1"; then
+  echo "AN UNSIGNED IMAGE WAS PULLED"; exit 1
+fi
+echo "the unsigned image was refused"
+
+step "pull into a fresh store: the signature checked first, then every blob against its digest"
 pal pulled pull --insecure-registry "127.0.0.1:$port" "127.0.0.1:$port/demo/busybox:1"
 pal pulled system check
 

@@ -11,6 +11,7 @@ packages=(
   iproute2 nftables procps  # namespaces, network tests, ps for `palisade-runtime ps`
   libc6-dev pkg-config      # building the workspace's C-linking crates
   time hyperfine jq curl    # benchmarks and the demo's output
+  softhsm2 openssl          # trust: PKCS#11 key tests on SoftHSM2 tokens; OpenSSL checks our signatures
 )
 
 missing=()

@@ -20,6 +20,7 @@
 //!
 //! [`Store`]: crate::store::Store
 
+mod artifact;
 mod challenge;
 mod client;
 mod credentials;
@@ -34,6 +35,7 @@ mod tls;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use artifact::PutManifest;
 pub use client::{FetchedManifest, RegistryClient};
 pub use credentials::{default_config_dir, AuthFile, CredentialStore, Credentials, Secret};
 pub use download::{clean_partial_downloads, PARTIAL_DIR};

@@ -340,7 +340,15 @@ enum PullPolicy {
 
 /// Pulls the image first when the store does not have it, as `docker run` does. Which
 /// registries may be reached over plain HTTP comes from `--insecure-registry`, as for pull.
+/// Then the trust policy is checked for the stored image (crate::trust).
 fn pull_if_missing(session: &Session, args: &ContainerArgs) -> Result<(), Failure> {
+    let fail = |e: anyhow::Error| Failure::new(ENGINE_FAILURE, e);
+    pull_missing_image(session, args)?;
+    let store = session.store().map_err(fail)?;
+    crate::trust::check_before_run(&store, &args.image).map_err(fail)
+}
+
+fn pull_missing_image(session: &Session, args: &ContainerArgs) -> Result<(), Failure> {
     let fail = |e: anyhow::Error| Failure::new(ENGINE_FAILURE, e);
     let Ok(reference) = palisade_image::ImageReference::parse(&args.image) else {
         // The engine reports a bad reference with its own message.
@@ -362,8 +370,8 @@ fn pull_if_missing(session: &Session, args: &ContainerArgs) -> Result<(), Failur
     }
     let options = args.registry.client_options().map_err(fail)?;
     let bars = crate::pull::TransferBars::new(false, "pulling");
-    palisade_image::distribution::pull(&store, &reference, &options, &bars)
-        .map_err(|e| fail(anyhow::Error::new(e).context(format!("failed to pull {reference}"))))?;
+    crate::trust::pull_verified(&store, &reference, &options, &bars)
+        .map_err(|e| fail(e.context(format!("failed to pull {reference}"))))?;
     Ok(())
 }
 

@@ -176,7 +176,7 @@ impl Drop for EchoOff {
 }
 
 /// Asks for a secret on the terminal without echoing it.
-fn prompt_secret(prompt: &str) -> anyhow::Result<Secret> {
+pub(crate) fn prompt_secret(prompt: &str) -> anyhow::Result<Secret> {
     use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
     let stdin = io::stdin();
     let original = tcgetattr(&stdin).context("failed to read the terminal's settings")?;

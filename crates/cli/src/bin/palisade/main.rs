@@ -5,11 +5,14 @@
 mod cli;
 mod container;
 mod image;
+mod key;
 mod login;
 mod output;
 mod pull;
 mod push;
+mod sign;
 mod system;
+mod trust;
 
 use std::path::PathBuf;
 
@@ -122,6 +125,13 @@ enum RegistryCommand {
     Login(login::LoginArgs),
     /// Remove the saved credentials for a registry
     Logout(login::LogoutArgs),
+    /// Manage signing keys (cosign-compatible files, PKCS#11 tokens)
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Sign an image on its registry (cosign-compatible; verify with `palisade verify` or cosign)
+    Sign(sign::SignArgs),
+    /// Check an image's signatures on its registry against keys or the trust policy
+    Verify(sign::VerifyArgs),
 }
 
 /// What the command line asks for.
@@ -156,6 +166,9 @@ fn run_registry(session: &Session, command: RegistryCommand) -> anyhow::Result<i
         RegistryCommand::Push(args) => push::push(session, args),
         RegistryCommand::Login(args) => login::login(session, args),
         RegistryCommand::Logout(args) => login::logout(session, args),
+        RegistryCommand::Key(command) => key::run(session, command),
+        RegistryCommand::Sign(args) => sign::sign(session, args),
+        RegistryCommand::Verify(args) => sign::verify(session, args),
     }
 }
 

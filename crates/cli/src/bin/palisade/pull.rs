@@ -85,7 +85,7 @@ pub(crate) fn pull(session: &Session, args: PullArgs) -> anyhow::Result<i32> {
     }
     let store = session.store()?;
     let bars = TransferBars::new(args.quiet, "pulling");
-    let result = distribution::pull(&store, &args.reference, &options, &bars);
+    let result = crate::trust::pull_verified(&store, &args.reference, &options, &bars);
     let report = result.with_context(|| format!("failed to pull {}", args.reference))?;
     match session.format {
         Format::Json => output::json(&report)?,
