@@ -39,6 +39,12 @@ pub enum NetError {
         /// The name.
         name: String,
     },
+    /// The bridge exists already (another palisade store, or someone else, made it).
+    #[error("interface {bridge} already exists on this host (network names are host-wide; another palisade store may own it): choose another network name")]
+    BridgeExists {
+        /// The bridge.
+        bridge: String,
+    },
     /// The subnet collides with another network or a host route.
     #[error("subnet {subnet} overlaps {with}: choose another with --subnet")]
     Overlap {

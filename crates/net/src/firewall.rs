@@ -184,13 +184,21 @@ pub fn removal(network: &Network) -> String {
     format!("table bridge {table}\ndelete table bridge {table}\ntable inet {table}\ndelete table inet {table}\n")
 }
 
+/// The `nft` binary: by absolute path, since OCI hooks run with an empty environment.
+fn nft_binary() -> &'static str {
+    ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("nft")
+}
+
 /// Runs `nft -f -` with `batch`.
 pub fn apply(batch: &str, operation: &str) -> Result<(), NetError> {
     let fail = |stderr: String| NetError::Nft {
         operation: operation.to_owned(),
         stderr,
     };
-    let mut child = Command::new("nft")
+    let mut child = Command::new(nft_binary())
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -80,6 +80,12 @@ impl Networks {
                 name: request.name.to_string(),
             });
         }
+        // Interface and table names are host-wide: another store may own this network.
+        if Rtnl::open()?.link_index(&request.name.bridge())?.is_some() {
+            return Err(NetError::BridgeExists {
+                bridge: request.name.bridge(),
+            });
+        }
         let (auto4, auto6) = match (request.subnet, request.subnet6) {
             (Some(s4), Some(s6)) => (s4, s6),
             _ => self
@@ -314,24 +320,32 @@ impl Networks {
         Ok(Some(lease))
     }
 
-    /// Removes leases of containers `exists` says are gone, and host interfaces named like
-    /// palisade's veths (`pv` + 12 hex digits) that no lease names or that are not on their
-    /// network's bridge (a crash between creating the pair and attaching it).
+    /// The cleanup pass: releases the leases of containers `exists` says are gone (a crash
+    /// between creating a container and removing it) and rewrites their networks' rules;
+    /// deletes palisade veths (`pv` + 12 hex digits) that sit on one of this store's bridges
+    /// without a lease, or that belonged to a released lease. Interfaces of other stores are
+    /// left alone.
     pub fn cleanup(&self, exists: &dyn Fn(&str) -> bool) -> Result<Cleanup, NetError> {
         let lock = self.store.lock()?;
         let mut report = Cleanup::default();
         let mut rtnl = Rtnl::open()?;
         let links = rtnl.links()?;
-        let mut wanted = Vec::new();
+        let mut live = Vec::new();
+        let mut released = Vec::new();
+        let mut bridges = Vec::new();
         for network in self.store.list()? {
+            if let Some(bridge) = links.iter().find(|l| l.name == network.bridge) {
+                bridges.push(bridge.index);
+            }
             let leases = self.store.leases(&network.name)?;
             let mut changed = false;
             for (id, lease) in &leases {
                 if exists(id) {
-                    wanted.push((lease.host_veth.clone(), network.bridge.clone()));
+                    live.push(lease.host_veth.clone());
                 } else {
                     self.store.release(&network.name, id, &lock)?;
                     report.leases.push(id.clone());
+                    released.push(lease.host_veth.clone());
                     changed = true;
                 }
             }
@@ -347,14 +361,9 @@ impl Networks {
             if !is_veth_name(&link.name) {
                 continue;
             }
-            let on_its_bridge = wanted.iter().any(|(veth, bridge)| {
-                *veth == link.name
-                    && link
-                        .master
-                        .and_then(|m| links.iter().find(|l| l.index == m))
-                        .is_some_and(|b| b.name == *bridge)
-            });
-            if !on_its_bridge {
+            let stray =
+                link.master.is_some_and(|m| bridges.contains(&m)) && !live.contains(&link.name);
+            if stray || released.contains(&link.name) {
                 rtnl.delete_link(link.index)?;
                 report.interfaces.push(link.name.clone());
             }

@@ -337,8 +337,8 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), NetErro
     result.map_err(io_error("write", path))
 }
 
-/// The host's IPv4 routes other than the default route and palisade's own bridges, from
-/// `/proc/net/route` (the main table), with their devices.
+/// The host's IPv4 routes other than the default route (palisade bridges of other stores
+/// included), from `/proc/net/route` (the main table), with their devices.
 fn host_routes() -> Vec<(Subnet4, String)> {
     let text = fs::read_to_string("/proc/net/route").unwrap_or_default();
     parse_routes(&text)
@@ -355,8 +355,7 @@ fn parse_routes(text: &str) -> Vec<(Subnet4, String)> {
             let destination = hex(fields.get(1)?)?;
             let mask = hex(fields.get(7)?)?;
             let prefix = u8::try_from(mask.leading_ones()).ok()?;
-            if prefix == 0 || device == crate::network::DEFAULT_BRIDGE || device.starts_with("pal-")
-            {
+            if prefix == 0 {
                 return None;
             }
             // Routes narrower than /30 or wider than /8 cannot be Subnet4s; widen or skip.
@@ -391,9 +390,10 @@ mod tests {
                     eth0\t0000000A\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n\
                     palisade0\t00002F0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
         let routes = parse_routes(text);
-        assert_eq!(routes.len(), 1);
+        assert_eq!(routes.len(), 2);
         assert_eq!(routes[0].0.to_string(), "10.0.0.0/16");
         assert_eq!(routes[0].1, "eth0");
+        assert_eq!(routes[1].0.to_string(), "10.47.0.0/24");
     }
 
     #[test]

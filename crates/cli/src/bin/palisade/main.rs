@@ -6,6 +6,7 @@ mod cli;
 mod container;
 mod image;
 mod login;
+mod network;
 mod output;
 mod pull;
 mod push;
@@ -88,6 +89,7 @@ fn main() {
         Command::Rmi(args) => image::run(&session, ImageCommand::Rm(args)),
         Command::Load(args) => image::run(&session, ImageCommand::Load(args)),
         Command::Save(args) => image::run(&session, ImageCommand::Save(args)),
+        Command::Network(command) => network::run(&session, command),
         Command::Container(command) => container::run(&session, command),
     };
     std::process::exit(exit_code(result));
