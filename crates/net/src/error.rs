@@ -105,7 +105,7 @@ pub enum NetError {
         /// What nft said.
         stderr: String,
     },
-    /// A fault injected by a test (`PALISADE_NET_FAULT`).
+    /// A fault injected by a test (the `inject-fault` file).
     #[error("injected fault at {point}")]
     Injected {
         /// Where.

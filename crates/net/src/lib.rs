@@ -22,7 +22,7 @@ pub mod store;
 
 pub use addr::{Mac, Subnet4, Subnet6};
 pub use error::NetError;
-pub use manager::{Cleanup, CreateRequest, Networks, CONTAINER_INTERFACE, FAULT_ENV};
+pub use manager::{Cleanup, CreateRequest, Networks, CONTAINER_INTERFACE, FAULT_FILE};
 pub use network::{
     host_veth_name, Lease, Network, NetworkName, PortMapping, Protocol, DEFAULT_BRIDGE,
     DEFAULT_NETWORK,

@@ -8,7 +8,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 
-use crate::addr::{Subnet4, Subnet6};
+use crate::addr::{Mac, Subnet4, Subnet6};
 use crate::error::NetError;
 use crate::firewall;
 use crate::netlink::{self, Rtnl};
@@ -17,9 +17,10 @@ use crate::store::{Leases, NetworkStore, StoreLock};
 
 /// The container's end of its veth pair.
 pub const CONTAINER_INTERFACE: &str = "eth0";
-/// Set to `after-veth` to make [`Networks::attach`] fail right after creating the veth pair
-/// (tests simulate a crash there).
-pub const FAULT_ENV: &str = "PALISADE_NET_FAULT";
+/// A file in the store's `networks/` directory that, when it reads `after-veth`, makes
+/// [`Networks::attach`] fail right after creating the veth pair: tests simulate a crash there.
+/// (A file, not an environment variable: OCI hooks run with an empty environment.)
+pub const FAULT_FILE: &str = "inject-fault";
 
 /// `palisade network create`'s request.
 #[derive(Debug, Clone)]
@@ -165,7 +166,7 @@ impl Networks {
     /// Bridge up with the gateways, forwarding on if needed, rules as the leases say.
     fn realize(&self, network: &Network, leases: &Leases) -> Result<(), NetError> {
         let mut rtnl = Rtnl::open()?;
-        let bridge = rtnl.ensure_bridge(&network.bridge)?;
+        let bridge = rtnl.ensure_bridge(&network.bridge, Mac::for_address(network.gateway))?;
         rtnl.add_address(bridge, IpAddr::V4(network.gateway), network.subnet.prefix())?;
         rtnl.add_address(bridge, IpAddr::V6(network.gateway6), Subnet6::PREFIX)?;
         rtnl.set_up(bridge)?;
@@ -257,7 +258,8 @@ impl Networks {
             netns.as_fd(),
         )?;
         let result = (|| {
-            if std::env::var(FAULT_ENV).as_deref() == Ok("after-veth") {
+            let fault = fs::read_to_string(self.store.dir().join(FAULT_FILE)).unwrap_or_default();
+            if fault.trim() == "after-veth" {
                 return Err(NetError::Injected {
                     point: "after-veth".into(),
                 });

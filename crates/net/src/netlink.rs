@@ -208,8 +208,10 @@ impl Rtnl {
             .collect())
     }
 
-    /// Creates the bridge `name` (down) unless it exists; returns its index.
-    pub fn ensure_bridge(&mut self, name: &str) -> Result<u32, NetError> {
+    /// Creates the bridge `name` (down) with the fixed address `mac` unless it exists;
+    /// returns its index. (Without a fixed address a bridge takes its lowest port's, which
+    /// changes as containers come and go and stales their ARP caches.)
+    pub fn ensure_bridge(&mut self, name: &str, mac: Mac) -> Result<u32, NetError> {
         if let Some(index) = self.link_index(name)? {
             return Ok(index);
         }
@@ -217,6 +219,9 @@ impl Rtnl {
         message
             .attributes
             .push(LinkAttribute::IfName(name.to_owned()));
+        message
+            .attributes
+            .push(LinkAttribute::Address(mac.0.to_vec()));
         message
             .attributes
             .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
