@@ -124,6 +124,10 @@ pub struct Subnet6 {
 impl Subnet6 {
     /// The prefix length (always 64).
     pub const PREFIX: u8 = 64;
+    /// `::/64`.
+    pub const ZERO: Self = Self {
+        network: Ipv6Addr::UNSPECIFIED,
+    };
 
     /// The /64 starting at `network`; the host half must be zero.
     pub fn new(network: Ipv6Addr) -> Option<Self> {

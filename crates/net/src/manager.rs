@@ -87,16 +87,19 @@ impl Networks {
                 bridge: request.name.bridge(),
             });
         }
-        let (auto4, auto6) = match (request.subnet, request.subnet6) {
-            (Some(s4), Some(s6)) => (s4, s6),
-            _ => self
+        let subnet = match request.subnet {
+            Some(subnet) => subnet,
+            None => self
                 .store
-                .free_subnets(request.name != NetworkName::default_network())?,
+                .free_subnet(request.name != NetworkName::default_network())?,
         };
+        let subnet6 = request
+            .subnet6
+            .unwrap_or_else(|| crate::store::paired_subnet6(subnet));
         let mut network = Network::new(
             request.name.clone(),
-            request.subnet.unwrap_or(auto4),
-            request.subnet6.unwrap_or(auto6),
+            subnet,
+            subnet6,
             palisade_audit::Timestamp::now().to_string(),
         );
         network.internal = request.internal;

@@ -22,8 +22,17 @@ use crate::network::{host_veth_name, Lease, Network, NetworkName, PortMapping};
 /// The pool auto-assigned IPv4 subnets come from: 10.47.N.0/24. (Podman's netavark starts
 /// at 10.88.0.0/16 and 10.89.N.0/24, Docker at 172.17.0.0/16.)
 const AUTO_POOL: [u8; 2] = [10, 47];
-/// The IPv6 ULA prefix; the fourth group is N of the IPv4 pool.
+/// The IPv6 ULA prefix of the /64 paired with an IPv4 subnet: the fourth group is the IPv4
+/// network's second and third bytes (10.47.3.0/24 -> fd47:5061:6c00:2f03::/64).
 const AUTO_POOL6: [u16; 3] = [0xfd47, 0x5061, 0x6c00];
+
+/// The /64 paired with `subnet` (see [`AUTO_POOL6`]).
+pub fn paired_subnet6(subnet: Subnet4) -> Subnet6 {
+    let [_, b, c, _] = subnet.network().octets();
+    let [x, y, z] = AUTO_POOL6;
+    let network = std::net::Ipv6Addr::new(x, y, z, u16::from_be_bytes([b, c]), 0, 0, 0, 0);
+    Subnet6::new(network).unwrap_or(Subnet6::ZERO)
+}
 
 /// Leases of one network, by container id.
 pub type Leases = BTreeMap<String, Lease>;
@@ -166,29 +175,19 @@ impl NetworkStore {
         write_json(&self.leases_path(&network.name), &Leases::new())
     }
 
-    /// A free auto-assigned pair of subnets (10.47.N.0/24 and fd47:5061:6c00:N::/64).
-    pub fn free_subnets(&self, skip_zero: bool) -> Result<(Subnet4, Subnet6), NetError> {
+    /// A free auto-assigned IPv4 subnet (10.47.N.0/24, N from 1; 0 is the default
+    /// network's).
+    pub fn free_subnet(&self, skip_zero: bool) -> Result<Subnet4, NetError> {
         let taken: Vec<Subnet4> = self
             .list()?
             .iter()
             .map(|n| n.subnet)
             .chain(host_routes().into_iter().map(|(r, _)| r))
             .collect();
-        for n in u8::from(skip_zero)..=255 {
-            let Some(subnet) = Subnet4::new(Ipv4Addr::new(AUTO_POOL[0], AUTO_POOL[1], n, 0), 24)
-            else {
-                continue;
-            };
-            if taken.iter().any(|t| t.overlaps(subnet)) {
-                continue;
-            }
-            let [a, b, c] = AUTO_POOL6;
-            let six = Subnet6::new(std::net::Ipv6Addr::new(a, b, c, u16::from(n), 0, 0, 0, 0));
-            if let Some(six) = six {
-                return Ok((subnet, six));
-            }
-        }
-        Err(NetError::NoFreeSubnet)
+        (u8::from(skip_zero)..=255)
+            .filter_map(|n| Subnet4::new(Ipv4Addr::new(AUTO_POOL[0], AUTO_POOL[1], n, 0), 24))
+            .find(|subnet| !taken.iter().any(|t| t.overlaps(*subnet)))
+            .ok_or(NetError::NoFreeSubnet)
     }
 
     /// Deletes the network's files; refused while it has leases. The caller holds the lock
@@ -380,6 +379,13 @@ mod tests {
         let lock = store.lock().unwrap();
         store.insert(&network, &lock).unwrap();
         network
+    }
+
+    #[test]
+    fn each_ipv4_subnet_has_its_own_ipv6_subnet() {
+        let six = paired_subnet6("10.47.221.0/24".parse().unwrap());
+        assert_eq!(six.to_string(), "fd47:5061:6c00:2fdd::/64");
+        assert_ne!(six, paired_subnet6("10.47.222.0/24".parse().unwrap()));
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub(crate) struct CreateArgs {
     /// IPv4 subnet, such as 10.47.20.0/24 [default: a free 10.47.N.0/24]
     #[arg(long, value_name = "CIDR")]
     subnet: Option<String>,
-    /// IPv6 /64, such as fd47:5061:6c00:20::/64 [default: fd47:5061:6c00:N::/64]
+    /// IPv6 /64 [default: fd47:5061:6c00:XXYY::/64, XX.YY the IPv4 subnet's 2nd and 3rd bytes]
     #[arg(long, value_name = "CIDR")]
     ipv6_subnet: Option<String>,
     /// No traffic leaves the network: no outbound NAT, no forwarding, no published ports
