@@ -9,7 +9,8 @@
 //!   entering the bridge from a container port jumps to that port's chain, which accepts only
 //!   the container's MAC as Ethernet source; for ARP only its MAC and IPv4 as sender; for IPv4
 //!   only its address as source; for IPv6 its address, its link-local address, or `::` for
-//!   duplicate address detection, and never router advertisements or redirects; any other
+//!   duplicate address detection, neighbour advertisements only for those addresses (IPv6's
+//!   ARP poisoning), and never router advertisements or redirects; any other
 //!   EtherType (VLAN tags included) is dropped. (Only palisade attaches ports to its bridges;
 //!   a port with no lease is removed by the cleanup pass.)
 //! - `inet` family, routing: forwarding between this bridge and any other palisade bridge is
@@ -60,6 +61,13 @@ fn bridge_chains(leases: &Leases) -> String {
         let _ = writeln!(
             out,
             "    ether type ip6 icmpv6 type {{ nd-router-advert, nd-redirect }} counter drop"
+        );
+        // Neighbour advertisements are IPv6's ARP replies: only for its own addresses.
+        let _ = writeln!(
+            out,
+            "    ether type ip6 icmpv6 type nd-neighbor-advert @th,64,128 != {{ {:#034x}, {:#034x} }} counter drop",
+            u128::from(ip6),
+            u128::from(link_local)
         );
         let _ = writeln!(
             out,
@@ -260,6 +268,7 @@ mod tests {
         assert!(text.contains("ether saddr != 02:50:0a:2f:09:02 counter drop"));
         assert!(text.contains("arp saddr ether 02:50:0a:2f:09:02 arp saddr ip 10.47.9.2 accept"));
         assert!(text.contains("ip saddr 10.47.9.2 accept"));
+        assert!(text.contains("nd-neighbor-advert @th,64,128 != { 0xfd4750616c0000090000000000000002, 0xfe8000000000000000500afffe2f0902 } counter drop"), "{text}");
         assert!(text.contains("ip daddr 192.0.2.1 tcp dport 8080 dnat ip to 10.47.9.2:80"));
         assert!(text.contains("masquerade"));
     }

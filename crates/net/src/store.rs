@@ -75,19 +75,15 @@ impl NetworkStore {
         &self.dir
     }
 
+    /// Takes the host-wide lock that serialises network creation across stores: bridge
+    /// names, subnets (seen as host routes) and nftables tables are host-wide.
+    pub fn host_lock(&self) -> Result<StoreLock, NetError> {
+        lock_file(std::path::Path::new(HOST_LOCK))
+    }
+
     /// Takes the store's exclusive lock (blocking).
     pub fn lock(&self) -> Result<StoreLock, NetError> {
-        let path = self.dir.join("lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_error("open", &path))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| io_error("lock", &path)(e.into()))?;
-        Ok(StoreLock { _lock: lock })
+        lock_file(&self.dir.join("lock"))
     }
 
     fn config_path(&self, name: &NetworkName) -> PathBuf {
@@ -310,6 +306,23 @@ impl NetworkStore {
         }
         Ok(lease)
     }
+}
+
+/// Where [`NetworkStore::host_lock`] lives.
+const HOST_LOCK: &str = "/run/palisade-net.lock";
+
+/// An exclusive `flock` on `path` (created 0600 if missing).
+fn lock_file(path: &Path) -> Result<StoreLock, NetError> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error("open", path))?;
+    let lock = Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| io_error("lock", path)(e.into()))?;
+    Ok(StoreLock { _lock: lock })
 }
 
 /// Writes `value` as JSON to `path` atomically (0600).
