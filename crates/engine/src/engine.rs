@@ -18,7 +18,7 @@ use crate::id::{ContainerId, ContainerName, IdError};
 use crate::layers::{LayerCache, LayerError, LayerOwnership};
 use crate::logs::LogError;
 use crate::monitor::{self, StartReport, StdinMode};
-use crate::options::{ContainerOptions, OptionError, SecurityOption};
+use crate::options::{ContainerOptions, NetworkMode, OptionError, SecurityOption};
 use crate::paths::{EnginePaths, PathsError};
 use crate::record::{now, ContainerRecord, ContainerState, MountRecord, RecordError, Records};
 use crate::rootfs::{Overlay, RootDir, RootfsError};
@@ -93,6 +93,9 @@ pub enum EngineError {
     /// See [`LogError`].
     #[error(transparent)]
     Log(#[from] LogError),
+    /// See [`palisade_net::NetError`].
+    #[error(transparent)]
+    Network(#[from] palisade_net::NetError),
     /// A file operation failed.
     #[error("failed to {operation} {path:?}")]
     Io {
@@ -276,6 +279,70 @@ impl Engine {
         &self.layers
     }
 
+    /// The bridge networks under this store.
+    pub fn networks(&self) -> Result<palisade_net::Networks, EngineError> {
+        Ok(palisade_net::Networks::open(self.paths.root())?)
+    }
+
+    /// Leases `options.network`'s address to the container, writes its `/etc/hosts` and
+    /// `/etc/resolv.conf` (bind-mounted read-only), and returns the `createRuntime` hook
+    /// that attaches it (the CLI's `container-hook network`). First, a cleanup pass
+    /// releases what containers removed by a crash left behind.
+    fn connect_network(
+        &self,
+        id: &ContainerId,
+        name: &ContainerName,
+        network: &palisade_net::NetworkName,
+        options: &ContainerOptions,
+        binds: &mut Vec<(PathBuf, String, bool)>,
+    ) -> Result<Vec<String>, EngineError> {
+        let networks = self.networks()?;
+        let containers = self.paths.containers();
+        let report = networks.cleanup(&|container| containers.join(container).is_dir())?;
+        if report != palisade_net::Cleanup::default() {
+            tracing::info!(leases = ?report.leases, interfaces = ?report.interfaces, "network cleanup pass");
+        }
+        let (definition, lease) =
+            networks.connect(network, id.as_str(), name.as_str(), &options.ports)?;
+        let dir = self.paths.container(id);
+        let hostname = options
+            .hostname
+            .clone()
+            .unwrap_or_else(|| id.short().to_owned());
+        let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let files = [
+            (
+                "hosts",
+                "/etc/hosts",
+                palisade_net::files::hosts(&hostname, &lease, definition.gateway.into()),
+            ),
+            (
+                "resolv.conf",
+                "/etc/resolv.conf",
+                palisade_net::files::resolv_conf(&host_resolv),
+            ),
+        ];
+        for (file, destination, text) in files {
+            let path = dir.join(file);
+            crate::record::write_atomic(&path, text.as_bytes(), 0o644)?;
+            binds.push((path, destination.to_owned(), true));
+        }
+        let program =
+            self.config
+                .loopback_hook
+                .first()
+                .ok_or_else(|| EngineError::Unsupported {
+                    what: "a bridge network without the palisade binary's network hook".into(),
+                })?;
+        Ok(vec![
+            program.clone(),
+            "--root".into(),
+            self.paths.root().display().to_string(),
+            "container-hook".into(),
+            "network".into(),
+        ])
+    }
+
     /// How to call the runtime (found on first use, so `ps` works without one).
     pub fn runtime(&self) -> Result<RuntimeBinary, EngineError> {
         Ok(RuntimeBinary {
@@ -340,6 +407,11 @@ impl Engine {
         crate::paths::ensure_dir(&dir, 0o711)?;
         crate::paths::ensure_dir(&dir.join("bundle"), 0o711)?;
         let result = self.fill(&id, &name, &reference, &image, layers, ownership, options);
+        if result.is_err() && matches!(options.network, NetworkMode::Bridge(_)) {
+            if let Err(e) = self.networks().and_then(|n| Ok(n.disconnect(id.as_str())?)) {
+                tracing::warn!(error = %e, "could not release the network lease of a failed create");
+            }
+        }
         if result.is_err() {
             let overlay = Overlay::new(&dir, Vec::new());
             if overlay.unmount().is_ok() && !overlay.is_mounted() {
@@ -447,6 +519,18 @@ impl Engine {
             });
         }
 
+        let network_hook = match &options.network {
+            NetworkMode::Bridge(network) => {
+                self.connect_network(id, name, network, options, &mut binds)?
+            }
+            _ if !options.ports.is_empty() => {
+                return Err(OptionError::Port {
+                    message: "-p needs a bridge network: add --network bridge (or a network from `palisade network ls`)".into(),
+                }
+                .into())
+            }
+            _ => self.config.loopback_hook.clone(),
+        };
         let image_name = reference.familiar();
         let built = spec::build(
             &SpecInputs {
@@ -456,7 +540,7 @@ impl Engine {
                 default_hostname: id.short(),
                 user: &user,
                 binds: &binds,
-                loopback_hook: &self.config.loopback_hook,
+                loopback_hook: &network_hook,
             },
             options,
         )?;
@@ -485,7 +569,7 @@ impl Engine {
             finished: None,
             finished_unix: None,
             error: None,
-            ports: Vec::new(),
+            ports: options.ports.iter().map(ToString::to_string).collect(),
             auto_remove: options.auto_remove,
             interactive: options.interactive,
             tty: options.tty,
@@ -887,6 +971,9 @@ impl Engine {
                 runtime.delete_force(record.id.as_str())?;
             }
         }
+        if self.paths.root().join("networks").is_dir() {
+            self.networks()?.disconnect(record.id.as_str())?;
+        }
         let overlay = self.overlay(record);
         overlay.unmount()?;
         if overlay.is_mounted() {
@@ -962,6 +1049,20 @@ impl Engine {
         value["bundle"] = serde_json::Value::String(dir.join("bundle").display().to_string());
         value["log_path"] = serde_json::Value::String(dir.join("ctr.log").display().to_string());
         value["config"] = config;
+        if self.paths.root().join("networks").is_dir() {
+            if let Some((network, lease)) = self.networks()?.store().lease_of(record.id.as_str())? {
+                value["network"] = serde_json::json!({
+                    "name": network.name,
+                    "bridge": network.bridge,
+                    "ipv4": lease.ipv4,
+                    "ipv6": lease.ipv6,
+                    "mac": lease.mac,
+                    "gateway": network.gateway,
+                    "host_veth": lease.host_veth,
+                    "ports": lease.ports.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                });
+            }
+        }
         Ok(value)
     }
 

@@ -17,10 +17,16 @@ pub enum OptionError {
         value: String,
     },
     /// An unknown `--network`.
-    #[error("unsupported --network {value:?}: use none (the default: loopback only) or host (bridge networks come later)")]
+    #[error("unsupported --network {value:?}: use none (the default: loopback only), bridge (the default bridge network), the name of a network from `palisade network ls`, or host (a relaxation)")]
     Network {
         /// The value.
         value: String,
+    },
+    /// A `-p` that does not parse, or one without a bridge network.
+    #[error("{message}")]
+    Port {
+        /// What is wrong.
+        message: String,
     },
     /// An unknown capability name.
     #[error(
@@ -113,13 +119,16 @@ impl FromStr for SecurityOption {
 }
 
 /// `--network`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum NetworkMode {
     /// A network namespace of its own with loopback only (the default).
     #[default]
     None,
     /// The host's network namespace (a relaxation).
     Host,
+    /// A network namespace of its own on a palisade bridge network (`bridge` names the
+    /// default network, created on first use).
+    Bridge(palisade_net::NetworkName),
 }
 
 impl FromStr for NetworkMode {
@@ -129,9 +138,13 @@ impl FromStr for NetworkMode {
         match value {
             "none" => Ok(Self::None),
             "host" => Ok(Self::Host),
-            _ => Err(OptionError::Network {
-                value: value.to_owned(),
-            }),
+            "bridge" => Ok(Self::Bridge(palisade_net::NetworkName::default_network())),
+            name => name
+                .parse()
+                .map(Self::Bridge)
+                .map_err(|_| OptionError::Network {
+                    value: value.to_owned(),
+                }),
         }
     }
 }
@@ -352,6 +365,8 @@ pub struct ContainerOptions {
     pub privileged: bool,
     /// `--network`.
     pub network: NetworkMode,
+    /// `-p`: published ports (bridge networks only).
+    pub ports: Vec<palisade_net::PortMapping>,
     /// `--hostname`.
     pub hostname: Option<String>,
     /// `--rm`.
@@ -383,6 +398,7 @@ impl ContainerOptions {
             security: Vec::new(),
             privileged: false,
             network: NetworkMode::None,
+            ports: Vec::new(),
             hostname: None,
             auto_remove: false,
             interactive: false,
@@ -484,6 +500,14 @@ mod tests {
         for bad in ["=1", "A", "A\0=1"] {
             assert!(parse_env(bad).is_err(), "{bad:?}");
         }
-        assert!("bridge".parse::<NetworkMode>().is_err());
+        assert_eq!(
+            "bridge".parse::<NetworkMode>().unwrap(),
+            NetworkMode::Bridge(palisade_net::NetworkName::default_network())
+        );
+        assert!(matches!(
+            "backend".parse::<NetworkMode>().unwrap(),
+            NetworkMode::Bridge(_)
+        ));
+        assert!("Not A Network".parse::<NetworkMode>().is_err());
     }
 }

@@ -98,8 +98,9 @@ pub struct SpecInputs<'a> {
     pub user: &'a ResolvedUser,
     /// Bind mounts: canonical host path, container path, read-only.
     pub binds: &'a [(PathBuf, String, bool)],
-    /// The `createRuntime` hook that brings up loopback (program, then its argv), used when
-    /// the container has a network namespace of its own.
+    /// The `createRuntime` hook that sets up the container's network namespace (program,
+    /// then its argv): loopback only, or the veth onto its bridge network; used when the
+    /// container has a network namespace of its own.
     pub loopback_hook: &'a [String],
 }
 
@@ -251,7 +252,7 @@ pub fn build(inputs: &SpecInputs<'_>, options: &ContainerOptions) -> Result<Buil
     }
     spec.set_mounts(Some(mounts));
 
-    if options.network == NetworkMode::None {
+    if options.network != NetworkMode::Host {
         if let Some((program, _)) = inputs.loopback_hook.split_first() {
             let hook = HookBuilder::default()
                 .path(program)

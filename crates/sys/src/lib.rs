@@ -7,5 +7,6 @@
 pub mod bpf;
 pub mod ipc;
 pub mod mount;
+pub mod packet;
 pub mod process;
 pub mod seccomp;

@@ -56,6 +56,9 @@ pub(crate) enum Command {
     Load(LoadArgs),
     /// Save images to an OCI archive (same as `image save`)
     Save(SaveArgs),
+    /// Manage bridge networks: create, ls, inspect, rm
+    #[command(subcommand)]
+    Network(crate::network::NetworkCommand),
     /// The container commands (run, create, start, stop, kill, rm, ps, logs, exec, inspect, wait)
     #[command(flatten)]
     Container(crate::container::ContainerCommand),

@@ -128,9 +128,14 @@ pub(crate) struct ContainerArgs {
     /// All capabilities, no seccomp, no Landlock, no masked paths (still in a user namespace)
     #[arg(long)]
     privileged: bool,
-    /// Network: none (default, loopback only) or host (a relaxation)
+    /// Network: none (default, loopback only), bridge (the default bridge network), a network
+    /// NAME (see `palisade network ls`), or host (a relaxation)
     #[arg(long, alias = "net", value_name = "MODE", default_value = "none")]
     network: String,
+    /// Publish a container port on the host: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]
+    /// (bridge networks only; HOST_IP limits it to one local address)
+    #[arg(long = "publish", short = 'p', value_name = "PORT")]
+    publish: Vec<String>,
     /// Host name inside the container [default: the short id]
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
@@ -313,8 +318,9 @@ pub(crate) struct MonitorArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct HookArgs {
-    /// What to do: `loopback` brings up the container's loopback interface
-    #[arg(value_name = "HOOK", value_parser = ["loopback"])]
+    /// What to do: `loopback` brings up the container's loopback interface; `network`
+    /// attaches it to the bridge network it holds a lease on
+    #[arg(value_name = "HOOK", value_parser = ["loopback", "network"])]
     hook: String,
 }
 
@@ -570,7 +576,6 @@ fn dispatch(session: &Session, command: ContainerCommand) -> Result<i32, Failure
             Ok(code)
         }
         ContainerCommand::Hook(args) => {
-            debug_assert_eq!(args.hook, "loopback");
             let mut state = Vec::new();
             io::stdin()
                 .lock()
@@ -579,7 +584,23 @@ fn dispatch(session: &Session, command: ContainerCommand) -> Result<i32, Failure
                 .map_err(failure)?;
             let pid = palisade_engine::network::pid_from_hook_state(&state)
                 .ok_or_else(|| failure(anyhow::anyhow!("the hook's state on stdin has no pid")))?;
-            palisade_engine::network::bring_up_loopback(pid).map_err(failure)?;
+            if args.hook == "network" {
+                let id = serde_json::from_slice::<serde_json::Value>(&state)
+                    .ok()
+                    .and_then(|v| Some(v.get("id")?.as_str()?.to_owned()))
+                    .ok_or_else(|| {
+                        failure(anyhow::anyhow!("the hook's state on stdin has no id"))
+                    })?;
+                let root = session
+                    .root
+                    .clone()
+                    .ok_or_else(|| failure(anyhow::anyhow!("the network hook needs --root")))?;
+                palisade_net::Networks::open(&root)
+                    .and_then(|n| n.attach(&id, pid))
+                    .map_err(failure)?;
+            } else {
+                palisade_engine::network::bring_up_loopback(pid).map_err(failure)?;
+            }
             Ok(0)
         }
         ContainerCommand::Monitor(args) => {
@@ -727,6 +748,11 @@ fn container_options(args: &ContainerArgs) -> anyhow::Result<ContainerOptions> {
         .collect::<Result<_, _>>()?;
     options.privileged = args.privileged;
     options.network = args.network.parse::<NetworkMode>()?;
+    options.ports = args
+        .publish
+        .iter()
+        .map(|p| p.parse::<palisade_net::PortMapping>())
+        .collect::<Result<_, _>>()?;
     options.hostname = args
         .hostname
         .as_deref()

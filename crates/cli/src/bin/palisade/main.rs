@@ -7,6 +7,7 @@ mod container;
 mod image;
 mod key;
 mod login;
+mod network;
 mod output;
 mod pull;
 mod push;
@@ -91,6 +92,7 @@ fn main() {
         Command::Rmi(args) => image::run(&session, ImageCommand::Rm(args)),
         Command::Load(args) => image::run(&session, ImageCommand::Load(args)),
         Command::Save(args) => image::run(&session, ImageCommand::Save(args)),
+        Command::Network(command) => network::run(&session, command),
         Command::Container(command) => container::run(&session, command),
     };
     std::process::exit(exit_code(result));
