@@ -108,6 +108,7 @@ impl Auditor {
                 actor: Actor::process(u32::try_from(state.init_pid).unwrap_or(0), "container"),
                 container_id: Some(state.id.clone()),
                 memory_limit,
+                count: Some(oom_kills),
             });
         }
         self.record(Event::ContainerDeleted {
