@@ -11,6 +11,7 @@ packages=(
   iproute2 nftables procps  # namespaces, network tests, ps for `palisade-runtime ps`
   libc6-dev pkg-config      # building the workspace's C-linking crates
   time hyperfine jq curl    # benchmarks and the demo's output
+  openssl          # audit tests make P-256 checkpoint keys the way an operator would
 )
 
 missing=()

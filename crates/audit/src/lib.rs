@@ -63,6 +63,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
+pub mod config;
 mod error;
 mod event;
 mod lines;
@@ -71,6 +72,7 @@ mod query;
 mod rate_limit;
 mod record;
 mod redact;
+pub mod syslog;
 mod tail;
 mod timestamp;
 mod verify;
@@ -78,6 +80,7 @@ mod verify;
 pub use checkpoint::{
     CheckpointSigner, CheckpointVerifier, EcdsaP256Signer, EcdsaP256Verifier, KeyError, SignError,
 };
+pub use config::{ConfigError, LogConfig};
 pub use error::AuditError;
 pub use event::{
     Actor, Confinement, Decision, Event, IdMapping, LandlockStatus, PolicyOutcome, RegistryAction,

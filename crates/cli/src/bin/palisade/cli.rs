@@ -56,6 +56,9 @@ pub(crate) enum Command {
     Load(LoadArgs),
     /// Save images to an OCI archive (same as `image save`)
     Save(SaveArgs),
+    /// The tamper-evident audit log: verify, show, export (syslog or file), seal, rotate
+    #[command(subcommand)]
+    Audit(crate::audit::AuditCommand),
     /// The container commands (run, create, start, stop, kill, rm, ps, logs, exec, inspect, wait)
     #[command(flatten)]
     Container(crate::container::ContainerCommand),

@@ -2,6 +2,7 @@
 //! `palisade`: the daemonless engine's command line. Argument structs and output live here;
 //! everything else is in `palisade-image`.
 
+mod audit;
 mod cli;
 mod container;
 mod image;
@@ -89,6 +90,7 @@ fn main() {
         Command::Load(args) => image::run(&session, ImageCommand::Load(args)),
         Command::Save(args) => image::run(&session, ImageCommand::Save(args)),
         Command::Container(command) => container::run(&session, command),
+        Command::Audit(command) => audit::run(&session, command),
     };
     std::process::exit(exit_code(result));
 }
