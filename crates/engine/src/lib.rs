@@ -34,6 +34,7 @@
 //! ```
 
 pub mod audit;
+pub mod check;
 pub mod engine;
 pub mod exit;
 pub mod id;

@@ -3,6 +3,7 @@
 //! everything else is in `palisade-image`.
 
 mod audit;
+mod check;
 mod cli;
 mod container;
 mod image;
@@ -91,6 +92,7 @@ fn main() {
         Command::Save(args) => image::run(&session, ImageCommand::Save(args)),
         Command::Container(command) => container::run(&session, command),
         Command::Audit(command) => audit::run(&session, command),
+        Command::Check(args) => check::run(&session, args),
     };
     std::process::exit(exit_code(result));
 }
