@@ -12,6 +12,7 @@ packages=(
   libc6-dev pkg-config      # building the workspace's C-linking crates
   time hyperfine jq curl    # benchmarks and the demo's output
   softhsm2 openssl          # trust: PKCS#11 key tests on SoftHSM2 tokens; OpenSSL checks our signatures
+  # (openssl above also serves the audit tests, which make P-256 checkpoint keys)
 )
 
 missing=()

@@ -110,6 +110,21 @@ pub enum AuditError {
         /// The file.
         path: PathBuf,
     },
+    /// A checkpoint was asked for but the log has no signer.
+    #[error("audit log {path:?} has no checkpoint signer configured")]
+    NoSigner {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The checkpoint signer failed; nothing was written.
+    #[error("failed to sign a checkpoint for audit log {path:?}")]
+    Sign {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: crate::checkpoint::SignError,
+    },
     /// A line read by [`crate::Records`] is not a record this version understands.
     #[error("audit log {path:?} line {line} is not a readable record: {reason}")]
     UnreadableRecord {

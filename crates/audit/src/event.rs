@@ -384,6 +384,10 @@ pub enum Event {
         action: String,
         /// Deny for errno/kill, info for log.
         decision: Decision,
+        /// How many times the syscall was attempted since the previous report of the same
+        /// syscall for the same container (reports are aggregated); absent means once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
     },
     /// The kernel's OOM killer killed a container process.
     OomKilled {
@@ -395,6 +399,9 @@ pub enum Event {
         /// The memory limit in bytes in force, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         memory_limit: Option<u64>,
+        /// How many OOM kills the cgroup counted since the previous report; absent means one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
     },
     /// The device cgroup refused a container process access to a device.
     DeviceAccessDenied {
@@ -458,6 +465,105 @@ pub enum Event {
         #[serde(with = "lossy_path")]
         archive: PathBuf,
     },
+    /// A container's process exited (init, so the container stopped).
+    ContainerStopped {
+        /// Who observed it (the engine's monitor or the runtime).
+        actor: Actor,
+        /// Container id.
+        container_id: String,
+        /// Exit status, when it exited normally.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        /// The signal that killed it, e.g. `"SIGKILL"`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<String>,
+    },
+    /// A client logged in to a registry (or a registry accepted or refused its credentials).
+    RegistryLogin {
+        /// The user name given.
+        actor: Actor,
+        /// The registry host, e.g. `"127.0.0.1:5000"`.
+        registry: String,
+        /// Whether the credentials were accepted.
+        decision: Decision,
+        /// The client's address, when the registry records it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote_addr: Option<IpAddr>,
+        /// Why it was refused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A container hit its pids limit: a `fork`/`clone` failed (cgroup `pids.events` max).
+    PidsLimitHit {
+        /// The container's init, when known.
+        actor: Actor,
+        /// Its container, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container_id: Option<String>,
+        /// The pids limit in force, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+        /// Refused forks since the previous report.
+        count: u64,
+    },
+    /// Landlock refused a container process access to a file.
+    LandlockDenied {
+        /// The offending process.
+        actor: Actor,
+        /// Its container, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container_id: Option<String>,
+        /// The path, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        /// The access refused, e.g. `"write_file"`.
+        access: String,
+    },
+    /// Starting a container failed before its program ran (the runtime binary could not be
+    /// executed, or container setup was refused).
+    ContainerStartFailed {
+        /// Who tried.
+        actor: Actor,
+        /// Container id.
+        container_id: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A rule of the anomaly rule file matched: `count` events of `matched_kind` within
+    /// `window_secs` reached its threshold.
+    Alert {
+        /// The component that evaluated the rule.
+        actor: Actor,
+        /// The rule's name.
+        rule: String,
+        /// The container the matching events concern, when they share one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container_id: Option<String>,
+        /// The kind of the events that matched.
+        matched_kind: String,
+        /// How many matched within the window.
+        count: u64,
+        /// The window, in seconds.
+        window_secs: u64,
+        /// The `seq` of the record that crossed the threshold.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trigger_seq: Option<u64>,
+    },
+    /// A signed checkpoint: a signature over the previous record's `seq` and `hash` (the chain's
+    /// head), so a chain rewritten by someone without the key no longer verifies. See
+    /// [`crate::checkpoint`] for the signed message.
+    Checkpoint {
+        /// Who signed.
+        actor: Actor,
+        /// The `seq` of the record signed (this record's `seq` − 1).
+        covers_seq: u64,
+        /// The signing key's id: `sha256:` and the hex SHA-256 of its SubjectPublicKeyInfo DER.
+        key_id: String,
+        /// The signature algorithm, e.g. `"ecdsa-p256-sha256"`.
+        algorithm: String,
+        /// The signature, hex (DER for ECDSA).
+        signature: String,
+    },
     /// An event no typed kind covers yet. Prefer adding a typed kind.
     Other {
         /// Who caused it.
@@ -493,6 +599,13 @@ impl Event {
             Event::SpoofingBlocked { .. } => "spoofing_blocked",
             Event::EventsSuppressed { .. } => "events_suppressed",
             Event::LogRotated { .. } => "log_rotated",
+            Event::ContainerStopped { .. } => "container_stopped",
+            Event::RegistryLogin { .. } => "registry_login",
+            Event::PidsLimitHit { .. } => "pids_limit_hit",
+            Event::LandlockDenied { .. } => "landlock_denied",
+            Event::ContainerStartFailed { .. } => "container_start_failed",
+            Event::Alert { .. } => "alert",
+            Event::Checkpoint { .. } => "checkpoint",
             Event::Other { .. } => "other",
         }
     }
@@ -518,6 +631,13 @@ impl Event {
             | Event::SpoofingBlocked { actor, .. }
             | Event::EventsSuppressed { actor, .. }
             | Event::LogRotated { actor, .. }
+            | Event::ContainerStopped { actor, .. }
+            | Event::RegistryLogin { actor, .. }
+            | Event::PidsLimitHit { actor, .. }
+            | Event::LandlockDenied { actor, .. }
+            | Event::ContainerStartFailed { actor, .. }
+            | Event::Alert { actor, .. }
+            | Event::Checkpoint { actor, .. }
             | Event::Other { actor, .. } => actor,
         }
     }
@@ -531,12 +651,17 @@ impl Event {
             | Event::ContainerKilled { container_id, .. }
             | Event::ContainerDeleted { container_id, .. }
             | Event::ContainerExecuted { container_id, .. }
-            | Event::NetworkPortBound { container_id, .. } => Some(container_id),
+            | Event::NetworkPortBound { container_id, .. }
+            | Event::ContainerStopped { container_id, .. }
+            | Event::ContainerStartFailed { container_id, .. } => Some(container_id),
             Event::PolicyRelaxed { container_id, .. }
             | Event::SeccompViolation { container_id, .. }
             | Event::OomKilled { container_id, .. }
             | Event::DeviceAccessDenied { container_id, .. }
-            | Event::SpoofingBlocked { container_id, .. } => container_id.as_deref(),
+            | Event::SpoofingBlocked { container_id, .. }
+            | Event::PidsLimitHit { container_id, .. }
+            | Event::LandlockDenied { container_id, .. }
+            | Event::Alert { container_id, .. } => container_id.as_deref(),
             Event::Other { fields, .. } => fields
                 .get("container_id")
                 .and_then(serde_json::Value::as_str),
@@ -546,7 +671,34 @@ impl Event {
             | Event::ScanVerdict { .. }
             | Event::RegistryRequestDenied { .. }
             | Event::EventsSuppressed { .. }
-            | Event::LogRotated { .. } => None,
+            | Event::LogRotated { .. }
+            | Event::RegistryLogin { .. }
+            | Event::Checkpoint { .. } => None,
+        }
+    }
+
+    /// The image the event concerns, if any: a reference or digest. For
+    /// [`Event::Other`], a string `image` field counts.
+    pub fn image(&self) -> Option<&str> {
+        match self {
+            Event::ImagePulled { reference, .. }
+            | Event::ImagePushed { reference, .. }
+            | Event::SignatureVerdict { reference, .. }
+            | Event::ScanVerdict { reference, .. } => Some(reference),
+            Event::PolicyRelaxed { image, .. } => image.as_deref(),
+            Event::Other { fields, .. } => fields.get("image").and_then(serde_json::Value::as_str),
+            _ => None,
+        }
+    }
+
+    /// The image digest the event names, if any.
+    pub fn digest(&self) -> Option<&str> {
+        match self {
+            Event::ImagePulled { digest, .. }
+            | Event::ImagePushed { digest, .. }
+            | Event::SignatureVerdict { digest, .. }
+            | Event::ScanVerdict { digest, .. } => Some(digest),
+            _ => None,
         }
     }
 
@@ -556,12 +708,15 @@ impl Event {
         match self {
             Event::SignatureVerdict { decision, .. }
             | Event::ScanVerdict { decision, .. }
-            | Event::SeccompViolation { decision, .. } => *decision,
+            | Event::SeccompViolation { decision, .. }
+            | Event::RegistryLogin { decision, .. } => *decision,
             Event::PolicyRelaxed { .. } => Decision::Relax,
             Event::RegistryRequestDenied { .. }
             | Event::DeviceAccessDenied { .. }
             | Event::SpoofingBlocked { .. }
-            | Event::EventsSuppressed { .. } => Decision::Deny,
+            | Event::EventsSuppressed { .. }
+            | Event::PidsLimitHit { .. }
+            | Event::LandlockDenied { .. } => Decision::Deny,
             Event::ContainerCreated { .. }
             | Event::ContainerStarted { .. }
             | Event::ContainerKilled { .. }
@@ -572,6 +727,10 @@ impl Event {
             | Event::OomKilled { .. }
             | Event::NetworkPortBound { .. }
             | Event::LogRotated { .. }
+            | Event::ContainerStopped { .. }
+            | Event::ContainerStartFailed { .. }
+            | Event::Alert { .. }
+            | Event::Checkpoint { .. }
             | Event::Other { .. } => Decision::Info,
         }
     }
@@ -711,11 +870,13 @@ pub(crate) fn examples() -> Vec<Event> {
             arch: "x86_64".into(),
             action: "errno".into(),
             decision: Decision::Deny,
+            count: Some(3),
         },
         Event::OomKilled {
             actor: Actor::process(7001, "hog"),
             container_id: Some("web-1".into()),
             memory_limit: Some(256 << 20),
+            count: None,
         },
         Event::DeviceAccessDenied {
             actor: Actor::process(7002, "dd"),
@@ -756,6 +917,52 @@ pub(crate) fn examples() -> Vec<Event> {
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
+        },
+        Event::ContainerStopped {
+            actor: Actor::current_process(),
+            container_id: "web-1".into(),
+            exit_code: None,
+            signal: Some("SIGKILL".into()),
+        },
+        Event::RegistryLogin {
+            actor: Actor::user("mallory"),
+            registry: "127.0.0.1:5000".into(),
+            decision: Decision::Deny,
+            remote_addr: Some("192.0.2.7".parse().expect("valid address")),
+            reason: Some("bad password".into()),
+        },
+        Event::PidsLimitHit {
+            actor: Actor::process(7003, "sh"),
+            container_id: Some("web-1".into()),
+            limit: Some(1024),
+            count: 12,
+        },
+        Event::LandlockDenied {
+            actor: Actor::process(7004, "sh"),
+            container_id: Some("web-1".into()),
+            path: Some("/etc/shadow".into()),
+            access: "write_file".into(),
+        },
+        Event::ContainerStartFailed {
+            actor: Actor::current_process(),
+            container_id: "web-1".into(),
+            reason: "palisade-runtime: exec format error".into(),
+        },
+        Event::Alert {
+            actor: Actor::current_process(),
+            rule: "seccomp-burst".into(),
+            container_id: Some("web-1".into()),
+            matched_kind: "seccomp_violation".into(),
+            count: 10,
+            window_secs: 60,
+            trigger_seq: Some(41),
+        },
+        Event::Checkpoint {
+            actor: Actor::current_process(),
+            covers_seq: 41,
+            key_id: format!("sha256:{}", "cd".repeat(32)),
+            algorithm: "ecdsa-p256-sha256".into(),
+            signature: "3045".into(),
         },
     ]
 }

@@ -62,6 +62,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
+pub mod config;
 mod error;
 mod event;
 mod lines;
@@ -70,10 +72,15 @@ mod query;
 mod rate_limit;
 mod record;
 mod redact;
+pub mod syslog;
 mod tail;
 mod timestamp;
 mod verify;
 
+pub use checkpoint::{
+    CheckpointSigner, CheckpointVerifier, EcdsaP256Signer, EcdsaP256Verifier, KeyError, SignError,
+};
+pub use config::{ConfigError, LogConfig};
 pub use error::AuditError;
 pub use event::{
     Actor, Confinement, Decision, Event, IdMapping, LandlockStatus, PolicyOutcome, RegistryAction,
@@ -86,5 +93,6 @@ pub use record::{Checkpoint, Record, RecordHash, RecordHashError, MAX_LINE_BYTES
 pub use redact::{Redacted, REDACTED};
 pub use timestamp::{Timestamp, TimestampError};
 pub use verify::{
-    verify, verify_with, BreakKind, ChainBreak, FileReport, VerifyOptions, VerifyReport,
+    verify, verify_signed, verify_with, BreakKind, ChainBreak, FileReport, VerifyOptions,
+    VerifyReport,
 };

@@ -12,10 +12,13 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
+use crate::checkpoint::{checkpoint_message, CheckpointSigner};
 use crate::error::AuditError;
 use crate::event::{Actor, Event};
 use crate::record::{canonical_event, encode, Checkpoint, Record, RecordHash, MAX_LINE_BYTES};
@@ -25,15 +28,53 @@ use crate::timestamp::Timestamp;
 /// How many times locking may find the path replaced before giving up.
 const LOCK_ATTEMPTS: u32 = 64;
 
-/// How far an appended record is pushed towards the disk before `append` returns.
+/// How far an appended record is pushed towards the disk before `append` returns (the fsync
+/// policy). Whatever the policy, a failed write or sync is an error of `append`, never a
+/// silently dropped record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// Written to the kernel: survives the process crashing, not the machine losing power.
+    /// Never fsync: written to the kernel, so it survives the process crashing, not the
+    /// machine losing power. (`never` in configuration.)
     #[default]
     Flush,
-    /// Also `fdatasync`ed (and the directory synced once): survives power loss, costs a disk
-    /// flush per record.
+    /// Always: every append is `fdatasync`ed (and the directory synced once): survives power
+    /// loss, costs a disk flush per record. (`always` in configuration.)
     Sync,
+    /// An append fsyncs when the previous sync by this handle is at least this long ago: at
+    /// most that much is lost on power loss. (`interval=5s` in configuration.)
+    Interval(Duration),
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    /// `always`, `never`, or `interval=N` with `N` in seconds, optionally suffixed `s` or `ms`.
+    fn from_str(text: &str) -> Result<Durability, String> {
+        let fail = || {
+            format!(
+                "fsync policy {text:?} is not always, never or interval=SECONDS (e.g. interval=5s)"
+            )
+        };
+        match text {
+            "always" | "sync" => return Ok(Durability::Sync),
+            "never" | "flush" => return Ok(Durability::Flush),
+            _ => {}
+        }
+        let amount = text.strip_prefix("interval=").ok_or_else(fail)?;
+        let duration = if let Some(ms) = amount.strip_suffix("ms") {
+            Duration::from_millis(ms.parse().map_err(|_| fail())?)
+        } else {
+            Duration::from_secs(amount.trim_end_matches('s').parse().map_err(|_| fail())?)
+        };
+        Ok(Durability::Interval(duration))
+    }
+}
+
+/// Signed checkpoints: who signs, and how often.
+#[derive(Debug, Clone)]
+struct Sealing {
+    signer: Arc<dyn CheckpointSigner>,
+    every: u64,
 }
 
 /// A handle for appending to one audit log file.
@@ -47,6 +88,8 @@ pub struct AuditLog {
     file: File,
     durability: Durability,
     directory_synced: bool,
+    last_sync: Option<Instant>,
+    sealing: Option<Sealing>,
 }
 
 impl AuditLog {
@@ -74,6 +117,8 @@ impl AuditLog {
             file,
             durability: Durability::default(),
             directory_synced: false,
+            last_sync: None,
+            sealing: None,
         };
         // Recover the chain's end now, so a damaged or unreadable file fails here, early.
         log.checkpoint()?;
@@ -83,6 +128,15 @@ impl AuditLog {
     /// Sets how far each append is pushed towards the disk.
     pub fn with_durability(mut self, durability: Durability) -> AuditLog {
         self.durability = durability;
+        self
+    }
+
+    /// Seals the chain with a signed [`Event::Checkpoint`] after every `every` records (by
+    /// `seq`: checkpoints take the seqs `k * (every + 1) - 1`), on
+    /// [`AuditLog::rotate`], and on [`AuditLog::seal`]. The checkpoint goes out in the same
+    /// `write` as the record it follows. `every` of 0 means only on rotation and `seal`.
+    pub fn with_checkpoints(mut self, signer: Arc<dyn CheckpointSigner>, every: u64) -> AuditLog {
+        self.sealing = Some(Sealing { signer, every });
         self
     }
 
@@ -130,17 +184,18 @@ impl AuditLog {
             bytes.push(b'\n');
         }
         bytes.extend_from_slice(&encoded.line);
+        let due = self.sealing.as_ref().is_some_and(|sealing| {
+            sealing.every > 0
+                && !matches!(event, Event::Checkpoint { .. })
+                && (seq + 2) % (sealing.every + 1) == 0
+        });
+        if due {
+            let checkpoint = self.checkpoint_line(seq, encoded.hash)?;
+            bytes.extend_from_slice(&checkpoint.line);
+        }
         // One write on an O_APPEND descriptor; `write_all` loops only if the kernel writes
         // short (a full disk), and the lock keeps other writers out meanwhile.
-        (&*locked)
-            .write_all(&bytes)
-            .map_err(|source| self.write_error(source))?;
-        if self.durability == Durability::Sync {
-            locked
-                .sync_data()
-                .map_err(|source| self.write_error(source))?;
-            self.sync_directory_once()?;
-        }
+        self.write_locked(&locked, &bytes)?;
         drop(locked);
         Ok(Record {
             seq,
@@ -149,6 +204,93 @@ impl AuditLog {
             event,
             hash: encoded.hash,
         })
+    }
+
+    /// Appends a signed checkpoint over the log's last record now. Returns `None` (writing
+    /// nothing) for an empty log. Fails if no signer was configured.
+    pub fn seal(&mut self) -> Result<Option<Record>, AuditError> {
+        if self.sealing.is_none() {
+            return Err(AuditError::NoSigner {
+                path: self.path.clone(),
+            });
+        }
+        let locked = self.lock(FlockArg::LockExclusive)?;
+        let tail = read_tail(&locked).map_err(|source| self.read_error(source))?;
+        let Some(last) = tail.last else {
+            return Ok(None);
+        };
+        let checkpoint = self.checkpoint_line(last.seq, last.hash)?;
+        let mut bytes = Vec::new();
+        if tail.needs_newline {
+            bytes.push(b'\n');
+        }
+        bytes.extend_from_slice(&checkpoint.line);
+        self.write_locked(&locked, &bytes)?;
+        Ok(Some(checkpoint.record))
+    }
+
+    /// The encoded checkpoint record that follows the record (`seq`, `hash`).
+    fn checkpoint_line(&self, seq: u64, hash: RecordHash) -> Result<Sealed, AuditError> {
+        let sealing = self.sealing.as_ref().ok_or_else(|| AuditError::NoSigner {
+            path: self.path.clone(),
+        })?;
+        let signature = sealing
+            .signer
+            .sign(&checkpoint_message(seq, &hash))
+            .map_err(|source| AuditError::Sign {
+                path: self.path.clone(),
+                source,
+            })?;
+        let event = Event::Checkpoint {
+            actor: Actor::current_process(),
+            covers_seq: seq,
+            key_id: sealing.signer.key_id().to_owned(),
+            algorithm: sealing.signer.algorithm().to_owned(),
+            signature: hex::encode(signature),
+        };
+        let event_json = canonical_event(&event).map_err(|source| AuditError::Serialize {
+            kind: event.kind(),
+            source,
+        })?;
+        let next = seq
+            .checked_add(1)
+            .ok_or_else(|| AuditError::SequenceExhausted {
+                path: self.path.clone(),
+            })?;
+        let time = Timestamp::now();
+        let encoded = encode(next, time, hash, &event_json);
+        Ok(Sealed {
+            record: Record {
+                seq: next,
+                time,
+                prev: hash,
+                event,
+                hash: encoded.hash,
+            },
+            line: encoded.line,
+        })
+    }
+
+    /// Writes `bytes` to the locked file in one `write` and syncs per the [`Durability`].
+    fn write_locked(&mut self, locked: &Flock<File>, bytes: &[u8]) -> Result<(), AuditError> {
+        (&**locked)
+            .write_all(bytes)
+            .map_err(|source| self.write_error(source))?;
+        let sync = match self.durability {
+            Durability::Flush => false,
+            Durability::Sync => true,
+            Durability::Interval(interval) => {
+                self.last_sync.is_none_or(|last| last.elapsed() >= interval)
+            }
+        };
+        if sync {
+            locked
+                .sync_data()
+                .map_err(|source| self.write_error(source))?;
+            self.sync_directory_once()?;
+            self.last_sync = Some(Instant::now());
+        }
+        Ok(())
     }
 
     /// Moves the current file to `archive` and continues the chain in a fresh file at the
@@ -166,7 +308,19 @@ impl AuditLog {
     ) -> Result<Record, AuditError> {
         let archive = archive.as_ref().to_path_buf();
         let locked = self.lock(FlockArg::LockExclusive)?;
-        let tail = read_tail(&locked).map_err(|source| self.read_error(source))?;
+        let mut tail = read_tail(&locked).map_err(|source| self.read_error(source))?;
+        if let (Some(_), Some(last)) = (&self.sealing, tail.last) {
+            // Seal the file being archived, so its end is signed.
+            let checkpoint = self.checkpoint_line(last.seq, last.hash)?;
+            let mut bytes = Vec::new();
+            if tail.needs_newline {
+                bytes.push(b'\n');
+            }
+            bytes.extend_from_slice(&checkpoint.line);
+            self.write_locked(&locked, &bytes)?;
+            tail.last = Some(checkpoint.record.checkpoint());
+            tail.needs_newline = false;
+        }
         let (seq, prev) = self.next_link(&tail)?;
         let event = Event::LogRotated {
             actor,
@@ -318,6 +472,12 @@ impl AuditLog {
             source,
         }
     }
+}
+
+/// A checkpoint record and its line.
+struct Sealed {
+    record: Record,
+    line: Vec<u8>,
 }
 
 /// Opens (creating if missing) the log file for reading and appending, refusing symlinks and

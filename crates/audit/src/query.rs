@@ -20,6 +20,7 @@ use crate::timestamp::Timestamp;
 pub struct RecordFilter {
     kinds: Vec<String>,
     container_id: Option<String>,
+    image: Option<String>,
     decision: Option<Decision>,
     since: Option<Timestamp>,
     until: Option<Timestamp>,
@@ -40,6 +41,14 @@ impl RecordFilter {
     /// Keeps records about this container ([`crate::Event::container_id`]).
     pub fn container(mut self, container_id: impl Into<String>) -> RecordFilter {
         self.container_id = Some(container_id.into());
+        self
+    }
+
+    /// Keeps records about this image: its reference or digest ([`crate::Event::image`],
+    /// [`crate::Event::digest`]) equals `image`, or the reference's repository does (`busybox`
+    /// matches `busybox:latest`).
+    pub fn image(mut self, image: impl Into<String>) -> RecordFilter {
+        self.image = Some(image.into());
         self
     }
 
@@ -71,6 +80,15 @@ impl RecordFilter {
             && self
                 .decision
                 .is_none_or(|decision| record.event.decision() == decision)
+            && self.image.as_deref().is_none_or(|wanted| {
+                record.event.digest() == Some(wanted)
+                    || record.event.image().is_some_and(|reference| {
+                        reference == wanted
+                            || reference
+                                .strip_prefix(wanted)
+                                .is_some_and(|rest| rest.starts_with([':', '@']))
+                    })
+            })
     }
 
     /// The conditions that can be checked before decoding the event.
@@ -213,7 +231,20 @@ mod tests {
                     .container("web-1")
                     .decision(Decision::Deny)
             ),
-            vec!["seccomp_violation", "spoofing_blocked"]
+            vec![
+                "seccomp_violation",
+                "spoofing_blocked",
+                "pids_limit_hit",
+                "landlock_denied"
+            ]
+        );
+        assert_eq!(
+            kinds(RecordFilter::new().image("registry.example/app:1.3")),
+            vec!["image_pushed"]
+        );
+        assert_eq!(
+            kinds(RecordFilter::new().image(format!("sha256:{}", "ab".repeat(32)))).len(),
+            4
         );
         assert_eq!(kinds(RecordFilter::new().container("web-2")), vec!["other"]);
         let middle = written[5].time;

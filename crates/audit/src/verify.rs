@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{checkpoint_message, CheckpointVerifier};
 use crate::error::AuditError;
 use crate::lines::LineReader;
 use crate::record::{parse_line, Checkpoint, LineFault, ParsedLine, RecordHash, MAX_LINE_BYTES};
@@ -59,6 +60,9 @@ pub enum BreakKind {
     Truncated,
     /// The line is not a record at all.
     Malformed,
+    /// A signed checkpoint does not verify with the given key (a forged or rewritten chain, or
+    /// a checkpoint by another key), or does not cover the record before it.
+    BadCheckpoint,
 }
 
 /// One problem found by the verifier.
@@ -123,6 +127,23 @@ pub struct VerifyReport {
     pub problems_not_listed: u64,
     /// Per file, in the order given.
     pub files: Vec<FileReport>,
+    /// Checkpoint records in the verified chain.
+    #[serde(default)]
+    pub checkpoints: u64,
+    /// Checkpoints whose signature was checked and is good (0 when no key was given).
+    #[serde(default)]
+    pub checkpoints_verified: u64,
+    /// The id of the key checkpoints were checked with; `None` when no key was given, in which
+    /// case checkpoints were counted but their signatures not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_key: Option<String>,
+    /// The `seq` of the last record a verified checkpoint covers: the chain is proven up to
+    /// there even against someone who rewrites the whole file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_through: Option<u64>,
+    /// Verified records after the last verified checkpoint (all of them without one).
+    #[serde(default)]
+    pub unsealed_records: u64,
 }
 
 /// Verifies a log file or a rotated sequence of files, oldest first. See the module docs.
@@ -137,7 +158,19 @@ pub fn verify_with<P: AsRef<Path>>(
     paths: &[P],
     options: &VerifyOptions,
 ) -> Result<VerifyReport, AuditError> {
+    verify_signed(paths, options, None)
+}
+
+/// [`verify_with`], also checking every [`crate::Event::Checkpoint`]'s signature with `key`.
+/// A checkpoint by another key, or whose signature fails, is a [`BreakKind::BadCheckpoint`].
+/// Without a key, checkpoints are counted but not checked.
+pub fn verify_signed<P: AsRef<Path>>(
+    paths: &[P],
+    options: &VerifyOptions,
+    key: Option<&dyn CheckpointVerifier>,
+) -> Result<VerifyReport, AuditError> {
     let mut verifier = Verifier::new(options);
+    verifier.key = key;
     for path in paths {
         if !verifier.verify_file(path.as_ref())? {
             return Ok(verifier.finish(false));
@@ -163,6 +196,11 @@ type NumberedRecord = (u64, ParsedLine);
 #[derive(Debug)]
 struct Verifier<'a> {
     options: &'a VerifyOptions,
+    key: Option<&'a dyn CheckpointVerifier>,
+    checkpoints: u64,
+    checkpoints_verified: u64,
+    /// The covered seq and the record count at the last verified checkpoint.
+    sealed: Option<(u64, u64)>,
     /// The next record's `seq` and `prev`; `None` before the first record without a start.
     /// A `seq` of `None` means the previous record used the last possible number.
     expected: Option<(Option<u64>, RecordHash)>,
@@ -178,6 +216,10 @@ impl<'a> Verifier<'a> {
     fn new(options: &'a VerifyOptions) -> Verifier<'a> {
         Verifier {
             options,
+            key: None,
+            checkpoints: 0,
+            checkpoints_verified: 0,
+            sealed: None,
             expected: options
                 .start
                 .map(|start| (start.seq.checked_add(1), start.hash)),
@@ -242,6 +284,12 @@ impl<'a> Verifier<'a> {
             {
                 self.push_problem(chain_break);
                 return Ok(false);
+            }
+            if record.kind == "checkpoint" {
+                if let Some(chain_break) = self.check_checkpoint(path, line.number, &record) {
+                    self.push_problem(chain_break);
+                    return Ok(false);
+                }
             }
             self.accept(path, line.number, &record);
         }
@@ -434,6 +482,66 @@ impl<'a> Verifier<'a> {
         )))
     }
 
+    /// Checks a checkpoint record that chains correctly: it covers the record before it and,
+    /// given a key, carries that key's good signature.
+    fn check_checkpoint(
+        &mut self,
+        path: &Path,
+        line: u64,
+        record: &ParsedLine,
+    ) -> Option<ChainBreak> {
+        let fail = |detail: String| {
+            Some(ChainBreak {
+                path: path.to_path_buf(),
+                line,
+                seq: Some(record.seq),
+                kind: BreakKind::BadCheckpoint,
+                detail,
+            })
+        };
+        let field = |name: &str| record.event.get(name).and_then(serde_json::Value::as_str);
+        let (Some(covers), Some(key_id), Some(algorithm), Some(signature)) = (
+            record
+                .event
+                .get("covers_seq")
+                .and_then(serde_json::Value::as_u64),
+            field("key_id"),
+            field("algorithm"),
+            field("signature"),
+        ) else {
+            return fail(
+                "the checkpoint lacks covers_seq, key_id, algorithm or signature".to_owned(),
+            );
+        };
+        if record.seq.checked_sub(1) != Some(covers) {
+            return fail(format!(
+                "the checkpoint claims to cover seq {covers} but follows seq {}",
+                record.seq.saturating_sub(1)
+            ));
+        }
+        self.checkpoints += 1;
+        let key = self.key?;
+        if key_id != key.key_id() || algorithm != key.algorithm() {
+            return fail(format!(
+                "the checkpoint is signed by key {key_id} ({algorithm}), not by the given key {} ({})",
+                key.key_id(),
+                key.algorithm()
+            ));
+        }
+        let good = hex::decode(signature).is_ok_and(|signature| {
+            key.verify(&checkpoint_message(covers, &record.prev), &signature)
+        });
+        if !good {
+            return fail(format!(
+                "the checkpoint's signature over seq {covers} does not verify: the chain up to here was rewritten, or the checkpoint forged"
+            ));
+        }
+        self.checkpoints_verified += 1;
+        // The checkpoint itself, accepted next, counts as sealed: it is what holds the seal.
+        self.sealed = Some((covers, self.records + 1));
+        None
+    }
+
     /// A break if `record` is the checkpointed head but has another hash.
     fn check_head_hash(&self, path: &Path, line: u64, record: &ParsedLine) -> Option<ChainBreak> {
         let head = self.options.head?;
@@ -536,6 +644,11 @@ impl<'a> Verifier<'a> {
             problems: self.problems,
             problems_not_listed: self.problems_not_listed,
             files: self.files,
+            checkpoints: self.checkpoints,
+            checkpoints_verified: self.checkpoints_verified,
+            checkpoint_key: self.key.map(|key| key.key_id().to_owned()),
+            sealed_through: self.sealed.map(|(seq, _)| seq),
+            unsealed_records: self.records - self.sealed.map_or(0, |(_, records)| records),
         }
     }
 }

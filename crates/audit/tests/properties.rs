@@ -151,6 +151,7 @@ fn event() -> impl Strategy<Value = Event> {
                 arch: "x86_64".into(),
                 action: "log".into(),
                 decision,
+                count: None,
             }
         }),
         (

@@ -2,12 +2,13 @@
 //!
 //! The runtime records the lifecycle (created, started, killed, deleted) in its own stream;
 //! the engine adds what only it knows: which option relaxed which default, for which image.
-//! As in the runtime, a failing audit log never stops a container operation; it is reported
-//! as a warning instead.
+//! A relaxation that cannot be recorded (full disk, unwritable log, bad audit settings) is
+//! refused: [`record_relaxations`] returns the error and the engine does not create the
+//! container. Logs are opened with [`LogConfig::from_env`] (fsync policy, checkpoint key).
 
 use std::path::Path;
 
-use palisade_audit::{Actor, AuditLog, Event};
+use palisade_audit::{Actor, AuditError, AuditLog, Event, LogConfig};
 
 use crate::spec::Relaxation;
 
@@ -20,7 +21,7 @@ pub struct EngineAudit {
 impl EngineAudit {
     /// Opens the log at `path`; on failure, warns and records nothing.
     pub fn open(path: &Path) -> Self {
-        match AuditLog::open(path) {
+        match open_log(path) {
             Ok(log) => Self { log: Some(log) },
             Err(e) => {
                 tracing::warn!(error = %e, path = ?path, "audit log unavailable; continuing without it");
@@ -52,6 +53,36 @@ impl EngineAudit {
             }
         }
     }
+}
+
+/// Opens the log at `path` with the `PALISADE_AUDIT_*` settings.
+pub fn open_log(path: &Path) -> Result<AuditLog, AuditError> {
+    let config = LogConfig::from_env().map_err(|error| AuditError::Open {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, error.to_string()),
+    })?;
+    config.open(path)
+}
+
+/// Records one `PolicyRelaxed` event per relaxation in the log at `path`, failing on the
+/// first that cannot be written: a relaxation the log cannot show must not happen.
+pub fn record_relaxations(
+    path: &Path,
+    container_id: &str,
+    image: &str,
+    relaxations: &[Relaxation],
+) -> Result<(), AuditError> {
+    let mut log = open_log(path)?;
+    for relaxation in relaxations {
+        log.append(Event::PolicyRelaxed {
+            actor: Actor::current_process(),
+            container_id: Some(container_id.to_owned()),
+            image: Some(image.to_owned()),
+            relaxation: relaxation.what.clone(),
+            reason: Some(format!("requested with {}", relaxation.flag)),
+        })?;
+    }
+    Ok(())
 }
 
 /// One warning line per flag: `--privileged relaxes seccomp_disabled, ...`.
@@ -107,6 +138,15 @@ mod tests {
         assert_eq!(text.matches("policy_relaxed").count(), 3);
         assert!(text.contains("requested with --privileged"));
         let lines = warnings(&relaxations);
+        // An unwritable log refuses instead of dropping.
+        let blocked = dir.path().join("not-a-dir");
+        std::fs::write(&blocked, b"").unwrap();
+        let error = record_relaxations(&blocked.join("engine.log"), "c1", "busybox", &relaxations)
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("engine.log") || error.to_string().contains("not-a-dir"),
+            "{error}"
+        );
         assert_eq!(lines.len(), 2);
         assert!(lines[0].starts_with("--privileged relaxes"));
         assert!(lines[0].contains("seccomp_disabled, landlock_disabled"));

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use palisade_image::{ImageReference, LocalImage, ReferenceError, Store, StoreError};
 
-use crate::audit::{warnings, EngineAudit};
+use crate::audit::warnings;
 use crate::exit;
 use crate::id::{ContainerId, ContainerName, IdError};
 use crate::layers::{LayerCache, LayerError, LayerOwnership};
@@ -63,6 +63,13 @@ pub enum EngineError {
     /// See [`PathsError`].
     #[error(transparent)]
     Paths(#[from] PathsError),
+    /// A relaxed default could not be recorded in the audit log, so it was refused.
+    #[error("cannot record a relaxed default in the audit log; the container was not created (free disk space or fix the audit log, then retry)")]
+    Audit {
+        /// The cause.
+        #[source]
+        source: Box<palisade_audit::AuditError>,
+    },
     /// See [`IdError`].
     #[error(transparent)]
     Id(#[from] IdError),
@@ -586,14 +593,18 @@ impl Engine {
             monitor: None,
             init: None,
         };
-        self.records.save(&record)?;
         if !built.relaxations.is_empty() {
-            EngineAudit::open(&self.paths.engine_audit_log()).relaxed(
+            crate::audit::record_relaxations(
+                &self.paths.engine_audit_log(),
                 id.as_str(),
                 &image_name,
                 &built.relaxations,
-            );
+            )
+            .map_err(|source| EngineError::Audit {
+                source: Box::new(source),
+            })?;
         }
+        self.records.save(&record)?;
         Ok(Created {
             record,
             warnings: warnings(&built.relaxations),

@@ -35,6 +35,7 @@
 
 pub mod audit;
 pub mod console;
+pub mod check;
 pub mod engine;
 pub mod exit;
 pub mod id;

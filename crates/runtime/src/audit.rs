@@ -32,9 +32,13 @@ pub struct Auditor {
 }
 
 impl Auditor {
-    /// Opens the log at `path`; on failure, warns and records nothing.
+    /// Opens the log at `path` with the `PALISADE_AUDIT_*` settings
+    /// ([`palisade_audit::LogConfig::from_env`]); on failure, warns and records nothing.
     pub fn open(path: &Path) -> Self {
-        match AuditLog::open(path) {
+        let opened = palisade_audit::LogConfig::from_env()
+            .map_err(|error| error.to_string())
+            .and_then(|config| config.open(path).map_err(|error| error.to_string()));
+        match opened {
             Ok(log) => Self { log: Some(log) },
             Err(e) => {
                 tracing::warn!(error = %e, path = ?path, "audit log unavailable; continuing without it");
@@ -108,6 +112,7 @@ impl Auditor {
                 actor: Actor::process(u32::try_from(state.init_pid).unwrap_or(0), "container"),
                 container_id: Some(state.id.clone()),
                 memory_limit,
+                count: Some(oom_kills),
             });
         }
         self.record(Event::ContainerDeleted {

@@ -59,6 +59,11 @@ pub(crate) enum Command {
     /// Manage bridge networks: create, ls, inspect, rm
     #[command(subcommand)]
     Network(crate::network::NetworkCommand),
+    /// The tamper-evident audit log: verify, show, export (syslog or file), seal, rotate
+    #[command(subcommand)]
+    Audit(crate::audit::AuditCommand),
+    /// Which of the ten threats (THREATS.md) a container, an OCI bundle or `run` flags cover
+    Check(crate::check::CheckArgs),
     /// The container commands (run, create, start, stop, kill, rm, ps, logs, exec, inspect, wait)
     #[command(flatten)]
     Container(crate::container::ContainerCommand),

@@ -859,3 +859,31 @@ fn ps(format: Format, args: &PsArgs, records: &[ContainerRecord]) -> anyhow::Res
 fn shell_words(words: &[String]) -> String {
     words.join(" ")
 }
+
+/// For `palisade check --run`: the options `palisade run ARGS` would use.
+pub(crate) fn run_options(args: &[String]) -> anyhow::Result<ContainerOptions> {
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "palisade run", no_binary_name = true)]
+    struct Run {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+    let parsed = <Run as clap::Parser>::try_parse_from(args)
+        .map_err(|error| crate::UsageError(error.render().to_string().trim().to_owned()))?;
+    container_options(&parsed.run.container)
+}
+
+/// For `palisade check CONTAINER`: the container's id and its OCI config.
+pub(crate) fn container_config(
+    session: &Session,
+    query: &str,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    let runtime = RuntimeArgs {
+        runtime: None,
+        runtime_root: PathBuf::from(palisade_engine::runtime::DEFAULT_STATE_ROOT),
+    };
+    let engine = open(session, &runtime)?;
+    let value = engine.inspect(query)?;
+    let id = value["id"].as_str().unwrap_or(query).to_owned();
+    Ok((id, value["config"].clone()))
+}

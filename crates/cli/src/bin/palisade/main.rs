@@ -2,6 +2,8 @@
 //! `palisade`: the daemonless engine's command line. Argument structs and output live here;
 //! everything else is in `palisade-image`.
 
+mod audit;
+mod check;
 mod cli;
 mod container;
 mod image;
@@ -94,6 +96,8 @@ fn main() {
         Command::Save(args) => image::run(&session, ImageCommand::Save(args)),
         Command::Network(command) => network::run(&session, command),
         Command::Container(command) => container::run(&session, command),
+        Command::Audit(command) => audit::run(&session, command),
+        Command::Check(args) => check::run(&session, args),
     };
     std::process::exit(exit_code(result));
 }

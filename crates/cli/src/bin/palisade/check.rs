@@ -1,0 +1,159 @@
+//! `palisade check`: the ten threats of THREATS.md, covered / weakened / open, for a
+//! container, an OCI bundle, or the flags of a `palisade run`.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use oci_spec::image::ImageConfiguration;
+use oci_spec::runtime::Spec;
+use palisade_engine::check::{check, CheckReport, Coverage, EngineFacts};
+use palisade_engine::spec::{build, SpecInputs};
+use palisade_engine::users::ResolvedUser;
+use palisade_engine::volumes::VolumeSource;
+
+use crate::cli::Format;
+use crate::{output, Session, UsageError};
+
+/// Which threats a container's configuration covers
+///
+/// Give a container (name or id), --bundle DIR (an OCI bundle's config.json), or --run
+/// followed by `palisade run` arguments (`palisade check --run -- --privileged busybox`).
+/// Exits 0 when the check ran (whatever it found), 1 when it could not, and 3 with
+/// --strict when a row of 3-10 is weakened or open.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// An OCI bundle directory (its config.json is checked)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["run", "target"])]
+    pub(crate) bundle: Option<PathBuf>,
+    /// Check what `palisade run ARGS...` would create (write the run arguments after --)
+    #[arg(long)]
+    pub(crate) run: bool,
+    /// Exit 3 if any of rows 3-10 (the container's own confinement) is not covered
+    #[arg(long)]
+    pub(crate) strict: bool,
+    /// A container (name or id); with --run, the `palisade run` arguments
+    #[arg(
+        value_name = "CONTAINER | RUN-ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub(crate) target: Vec<String>,
+}
+
+pub(crate) fn run(session: &Session, args: CheckArgs) -> anyhow::Result<i32> {
+    let (subject, spec, facts) = if let Some(bundle) = &args.bundle {
+        let path = bundle.join("config.json");
+        let text = std::fs::read(&path)
+            .with_context(|| format!("cannot read {} (is it an OCI bundle?)", path.display()))?;
+        let spec: Spec = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not an OCI runtime config", path.display()))?;
+        (
+            format!("bundle {}", bundle.display()),
+            spec,
+            EngineFacts::unknown(),
+        )
+    } else if args.run {
+        let options = crate::container::run_options(&args.target)?;
+        (
+            format!("palisade run {}", args.target.join(" ")),
+            spec_for_run(&options)?,
+            EngineFacts::current_defaults(),
+        )
+    } else if let [container] = args.target.as_slice() {
+        let (id, config) = crate::container::container_config(session, container)?;
+        if config.is_null() {
+            anyhow::bail!("container {container} has no readable config.json; recreate it");
+        }
+        let spec: Spec = serde_json::from_value(config)
+            .with_context(|| format!("container {container}'s config is not an OCI config"))?;
+        (
+            format!("container {id}"),
+            spec,
+            EngineFacts::current_defaults(),
+        )
+    } else {
+        return Err(UsageError(
+            "say what to check: one CONTAINER, --bundle DIR, or --run -- RUN-ARGS (see `palisade check --help`)".into(),
+        )
+        .into());
+    };
+    let report = check(&spec, &facts);
+    print(session, &subject, &report)?;
+    let confined = report
+        .threats
+        .iter()
+        .filter(|row| row.number >= 3)
+        .all(|row| row.coverage == Coverage::Covered);
+    Ok(if args.strict && !confined { 3 } else { 0 })
+}
+
+/// The config `palisade run` would write for `options`, with a placeholder image: security
+/// settings do not depend on the image (only the user, which the defaults map anyway).
+fn spec_for_run(options: &palisade_engine::ContainerOptions) -> anyhow::Result<Spec> {
+    let image: ImageConfiguration = serde_json::from_value(serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "config": {"Cmd": ["/bin/sh"]}
+    }))?;
+    let user = ResolvedUser {
+        uid: 0,
+        gid: 0,
+        additional_gids: Vec::new(),
+        home: None,
+    };
+    let binds: Vec<(PathBuf, String, bool)> = options
+        .volumes
+        .iter()
+        .filter_map(|volume| match &volume.source {
+            VolumeSource::Bind(source) => {
+                Some((source.clone(), volume.destination.clone(), volume.read_only))
+            }
+            VolumeSource::Named(_) => None,
+        })
+        .collect();
+    let hook = vec![
+        "palisade".to_owned(),
+        "container-hook".to_owned(),
+        "loopback".to_owned(),
+    ];
+    let built = build(
+        &SpecInputs {
+            image: &image,
+            image_name: &options.image,
+            container_name: "check",
+            default_hostname: "check",
+            user: &user,
+            binds: &binds,
+            loopback_hook: &hook,
+        },
+        options,
+    )?;
+    Ok(built.spec)
+}
+
+fn print(session: &Session, subject: &str, report: &CheckReport) -> anyhow::Result<()> {
+    match session.format {
+        Format::Json => output::json(&serde_json::json!({
+            "subject": subject,
+            "threats": report.threats,
+        })),
+        Format::Table => {
+            output::line(format!("{subject}:"))?;
+            let rows: Vec<Vec<String>> = report
+                .threats
+                .iter()
+                .map(|row| {
+                    vec![
+                        row.number.to_string(),
+                        row.threat.to_owned(),
+                        row.coverage.to_string().to_uppercase(),
+                        row.settings.join("; "),
+                    ]
+                })
+                .collect();
+            output::table(&["#", "THREAT", "STATUS", "SETTING"], &rows)
+        }
+    }
+}
