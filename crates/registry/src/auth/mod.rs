@@ -1,0 +1,1 @@
+//! Authentication and authorization for the registry.
