@@ -1,0 +1,335 @@
+//! The HTTP side of the registry: the distribution API over a [`Storage`].
+//!
+//! [`Registry::handle`] is one request in, one response out; [`serve`] runs it over TCP (and TLS)
+//! with hyper.
+
+pub mod access;
+mod blobs;
+pub mod body;
+mod listing;
+mod manifests;
+pub mod response;
+pub mod route;
+mod uploads;
+
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body::Body as HttpBody;
+use http_body_util::BodyExt;
+
+use self::access::{Access, Need, Op, OpenAccess, Principal, RequestMeta};
+use self::response::{error_response, Reply, Response};
+use self::route::Route;
+use crate::error::{ApiError, ErrorCode};
+use crate::manifest::DEFAULT_MAX_MANIFEST_BYTES;
+use crate::name::RepositoryName;
+use crate::storage::Storage;
+
+/// Limits the server enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest manifest accepted.
+    pub max_manifest_bytes: usize,
+    /// The most entries a tags or catalog page returns.
+    pub max_page: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
+            max_page: 10_000,
+        }
+    }
+}
+
+/// A registry: storage, the access layer and the upload sessions in flight.
+pub struct Registry<S: Storage> {
+    storage: S,
+    access: RwLock<Arc<dyn Access>>,
+    limits: Limits,
+    uploads: uploads::Sessions,
+    manifests: manifests::Cache,
+}
+
+impl<S: Storage> std::fmt::Debug for Registry<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request body the handlers can read.
+pub trait ReqBody: HttpBody<Data = Bytes> + Send + Unpin + 'static {}
+impl<B> ReqBody for B
+where
+    B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+}
+
+impl<S: Storage> Registry<S> {
+    /// A registry over `storage` with open access (see [`Registry::set_access`]).
+    pub fn new(storage: S, limits: Limits) -> Self {
+        Self {
+            storage,
+            access: RwLock::new(Arc::new(OpenAccess)),
+            limits,
+            uploads: uploads::Sessions::default(),
+            manifests: manifests::Cache::default(),
+        }
+    }
+
+    /// Replaces the access layer (at start, and on reload).
+    pub fn set_access(&self, access: Arc<dyn Access>) {
+        if let Ok(mut a) = self.access.write() {
+            *a = access;
+        }
+    }
+
+    fn access(&self) -> Arc<dyn Access> {
+        match self.access.read() {
+            Ok(a) => Arc::clone(&a),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Handles one request.
+    pub async fn handle<B>(&self, req: Request<B>, client: IpAddr) -> Response
+    where
+        B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::fmt::Display,
+    {
+        let started = std::time::Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let route = route::route(&path);
+        let resp = match self.dispatch(route, req, client).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+        tracing::info!(
+            target: "palisade_registry::access",
+            client = %client, method = %method, path = %path,
+            status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64,
+        );
+        resp
+    }
+
+    async fn dispatch<B>(
+        &self,
+        route: Route,
+        req: Request<B>,
+        client: IpAddr,
+    ) -> Result<Response, ApiError>
+    where
+        B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::fmt::Display,
+    {
+        let (parts, body) = req.into_parts();
+        let query = route::query_pairs(parts.uri.query());
+        let meta = RequestMeta {
+            headers: &parts.headers,
+            client,
+        };
+        let m = &parts.method;
+        let access = self.access();
+        let repo = |name: &str| {
+            RepositoryName::parse(name)
+                .map_err(|e| ApiError::new(ErrorCode::NameInvalid, e.to_string()))
+        };
+        let check = |needs: &[Need]| -> Result<Principal, ApiError> {
+            access
+                .check(&meta, needs)
+                .map_err(|d| DenialError(d).into())
+        };
+        let unsupported = || {
+            ApiError::with_status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::Unsupported,
+                "method not allowed here",
+            )
+        };
+        match route {
+            Route::Base => {
+                if m != Method::GET && m != Method::HEAD {
+                    return Err(unsupported());
+                }
+                check(&[Need::Login])?;
+                Ok(Reply::new(StatusCode::OK)
+                    .header("docker-distribution-api-version", "registry/2.0")
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(Bytes::from_static(b"{}").into()))
+            }
+            Route::Token => match access.token(&meta, &query) {
+                Some(r) => Ok(r),
+                None => Err(ApiError::new(
+                    ErrorCode::Unsupported,
+                    "this registry has no token service",
+                )
+                .with(StatusCode::NOT_FOUND)),
+            },
+            Route::Metrics => Err(
+                ApiError::new(ErrorCode::Unsupported, "metrics are not enabled")
+                    .with(StatusCode::NOT_FOUND),
+            ),
+            Route::Catalog => {
+                if m != Method::GET {
+                    return Err(unsupported());
+                }
+                let who = check(&[Need::Catalog])?;
+                self.catalog(&query, &*access, &who).await
+            }
+            Route::Tags { name } => {
+                let name = repo(&name)?;
+                if m != Method::GET {
+                    return Err(unsupported());
+                }
+                check(&[Need::Repo(name.clone(), Op::Pull)])?;
+                self.tags_list(&name, &query).await
+            }
+            Route::Referrers { name, digest } => {
+                let name = repo(&name)?;
+                if m != Method::GET {
+                    return Err(unsupported());
+                }
+                check(&[Need::Repo(name.clone(), Op::Pull)])?;
+                self.referrers(&name, &digest, &query).await
+            }
+            Route::Manifest { name, reference } => {
+                let name = repo(&name)?;
+                match *m {
+                    Method::GET | Method::HEAD => {
+                        check(&[Need::Repo(name.clone(), Op::Pull)])?;
+                        self.manifest_get(&name, &reference, m == Method::HEAD, &parts.headers)
+                            .await
+                    }
+                    Method::PUT => {
+                        check(&[Need::Repo(name.clone(), Op::Push)])?;
+                        self.manifest_put(&name, &reference, &parts.headers, body)
+                            .await
+                    }
+                    Method::DELETE => {
+                        check(&[Need::Repo(name.clone(), Op::Delete)])?;
+                        self.manifest_delete(&name, &reference).await
+                    }
+                    _ => Err(unsupported()),
+                }
+            }
+            Route::Blob { name, digest } => {
+                let name = repo(&name)?;
+                match *m {
+                    Method::GET | Method::HEAD => {
+                        check(&[Need::Repo(name.clone(), Op::Pull)])?;
+                        self.blob_get(&name, &digest, m == Method::HEAD, &parts.headers)
+                            .await
+                    }
+                    Method::DELETE => {
+                        check(&[Need::Repo(name.clone(), Op::Delete)])?;
+                        self.blob_delete(&name, &digest).await
+                    }
+                    _ => Err(unsupported()),
+                }
+            }
+            Route::UploadStart { name } => {
+                let name = repo(&name)?;
+                if m != Method::POST {
+                    return Err(unsupported());
+                }
+                let who = check(&[Need::Repo(name.clone(), Op::Push)])?;
+                self.upload_start(&name, &query, &parts.headers, body, &*access, &who)
+                    .await
+            }
+            Route::Upload { name, id } => {
+                let name = repo(&name)?;
+                check(&[Need::Repo(name.clone(), Op::Push)])?;
+                match *m {
+                    Method::GET => self.upload_status(&name, &id).await,
+                    Method::PATCH => self.upload_patch(&name, &id, &parts.headers, body).await,
+                    Method::PUT => {
+                        self.upload_finish(&name, &id, &query, &parts.headers, body)
+                            .await
+                    }
+                    Method::DELETE => self.upload_cancel(&name, &id).await,
+                    _ => Err(unsupported()),
+                }
+            }
+            Route::Unknown => Err(ApiError::with_status(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NameUnknown,
+                "no such API endpoint",
+            )),
+        }
+    }
+}
+
+/// A [`access::Denial`] on its way to becoming the error response (keeps the challenge).
+struct DenialError(access::Denial);
+
+impl From<DenialError> for ApiError {
+    fn from(d: DenialError) -> Self {
+        let mut e = d.0.error;
+        if let Some(c) = d.0.challenge {
+            e.challenge = Some(c);
+        }
+        e
+    }
+}
+
+/// Reads a whole (small) body, refusing more than `limit` bytes.
+pub(crate) async fn read_limited<B>(
+    mut body: B,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<Vec<u8>, ApiError>
+where
+    B: HttpBody<Data = Bytes> + Send + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let too_big = || {
+        ApiError::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::SizeInvalid,
+            format!("body larger than the {limit}-byte limit"),
+        )
+    };
+    if declared.is_some_and(|d| d > limit as u64) {
+        return Err(too_big());
+    }
+    let mut out = Vec::with_capacity(declared.map_or(4096, |d| d as usize));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                ErrorCode::SizeInvalid,
+                format!("reading the request body failed: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > limit {
+                return Err(too_big());
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out)
+}
+
+/// The request's `Content-Length`, if present and valid.
+pub(crate) fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
