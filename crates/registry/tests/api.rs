@@ -1,6 +1,8 @@
 //! The distribution API end to end through `Registry::handle` (no network): pushes, pulls and
 //! the bad inputs a registry must refuse without losing or corrupting anything.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::IpAddr;
 use std::sync::Arc;
 
