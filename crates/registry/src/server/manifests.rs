@@ -12,6 +12,7 @@ use palisade_image::digest::Digest;
 use super::response::{Reply, Response};
 use super::{content_length, read_limited, Registry};
 use crate::error::{internal, ApiError, ErrorCode};
+use crate::gate::{GateContext, GateVerdict};
 use crate::manifest::Manifest;
 use crate::name::{Reference, RepositoryName};
 use crate::storage::{LinkKind, Storage};
@@ -128,6 +129,47 @@ impl<S: Storage> Registry<S> {
         Ok(Some(s))
     }
 
+    /// Runs the gates that apply to `repo` (on the blocking pool); a `Deny` is 403 `DENIED`.
+    async fn check_gates(
+        &self,
+        repo: &RepositoryName,
+        d: &Digest,
+        m: &Arc<Stored>,
+    ) -> Result<(), ApiError> {
+        let policy = self.gates();
+        if !policy.applies(repo) {
+            return Ok(());
+        }
+        let Some(view) = self.view.clone() else {
+            return Err(ApiError::new(
+                ErrorCode::Denied,
+                "gated repository, but this registry has no content view for gates",
+            ));
+        };
+        let (repo2, d2, m2) = (repo.clone(), d.clone(), Arc::clone(m));
+        let verdict = tokio::task::spawn_blocking(move || {
+            policy.evaluate(&GateContext {
+                repository: &repo2,
+                digest: &d2,
+                media_type: &m2.parsed.media_type,
+                manifest: &m2.bytes,
+                view: &*view,
+            })
+        })
+        .await
+        .map_err(internal)?;
+        match verdict {
+            GateVerdict::Allow => Ok(()),
+            GateVerdict::Deny { reason } => {
+                tracing::warn!(target: "palisade_registry::audit", repository = %repo, manifest = %d, %reason, "pull denied by gate");
+                Err(ApiError::new(
+                    ErrorCode::Denied,
+                    format!("pull of {repo}@{d} denied by policy: {reason}"),
+                ))
+            }
+        }
+    }
+
     pub(super) async fn manifest_get(
         &self,
         repo: &RepositoryName,
@@ -142,6 +184,7 @@ impl<S: Storage> Registry<S> {
         let Some(m) = self.load_manifest(&d).await? else {
             return Err(manifest_unknown(&r));
         };
+        self.check_gates(repo, &d, &m).await?;
         let reply = Reply::new(StatusCode::OK)
             .header(CONTENT_TYPE, &m.parsed.media_type)
             .header("docker-content-digest", d.to_string())
@@ -239,6 +282,9 @@ impl<S: Storage> Registry<S> {
             self.storage.tag_set(repo, t, &d).await.map_err(internal)?;
         }
         tracing::info!(target: "palisade_registry::audit", repository = %repo, manifest = %d, reference = %r, "manifest pushed");
+        if let Some(q) = &self.scans {
+            q.enqueue(repo.clone(), d.clone());
+        }
         let subject = parsed.subject.clone();
         self.manifests.put(
             d.clone(),

@@ -24,8 +24,10 @@ use self::access::{Access, Need, Op, OpenAccess, Principal, RequestMeta};
 use self::response::{error_response, Reply, Response};
 use self::route::Route;
 use crate::error::{ApiError, ErrorCode};
+use crate::gate::{GatePolicy, RegistryView};
 use crate::manifest::DEFAULT_MAX_MANIFEST_BYTES;
 use crate::name::RepositoryName;
+use crate::scan::ScanQueue;
 use crate::storage::Storage;
 
 /// Limits the server enforces.
@@ -53,6 +55,9 @@ pub struct Registry<S: Storage> {
     limits: Limits,
     uploads: uploads::Sessions,
     manifests: manifests::Cache,
+    gates: RwLock<Arc<GatePolicy>>,
+    view: Option<Arc<dyn RegistryView>>,
+    scans: Option<ScanQueue>,
 }
 
 impl<S: Storage> std::fmt::Debug for Registry<S> {
@@ -81,6 +86,36 @@ impl<S: Storage> Registry<S> {
             limits,
             uploads: uploads::Sessions::default(),
             manifests: manifests::Cache::default(),
+            gates: RwLock::new(Arc::new(GatePolicy::default())),
+            view: None,
+            scans: None,
+        }
+    }
+
+    /// Sets the read-only view gates see (required for gates to run: without one, a gated
+    /// repository refuses every pull).
+    pub fn with_view(mut self, view: Arc<dyn RegistryView>) -> Self {
+        self.view = Some(view);
+        self
+    }
+
+    /// Scans every pushed manifest with `queue`.
+    pub fn with_scan_queue(mut self, queue: ScanQueue) -> Self {
+        self.scans = Some(queue);
+        self
+    }
+
+    /// Replaces the gate policy (at start, and on reload).
+    pub fn set_gates(&self, gates: Arc<GatePolicy>) {
+        if let Ok(mut g) = self.gates.write() {
+            *g = gates;
+        }
+    }
+
+    pub(crate) fn gates(&self) -> Arc<GatePolicy> {
+        match self.gates.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
         }
     }
 

@@ -496,3 +496,119 @@ impl Storage for FsStorage {
         Ok(any)
     }
 }
+
+/// A synchronous, read-only view of a filesystem store for gates and scanners
+/// ([`crate::gate::RegistryView`]); every byte it returns is verified against its digest.
+#[derive(Debug, Clone)]
+pub struct FsView {
+    root: PathBuf,
+}
+
+impl FsStorage {
+    /// The read-only view gates and scanners use.
+    pub fn view(&self) -> FsView {
+        FsView {
+            root: self.root.clone(),
+        }
+    }
+}
+
+impl FsView {
+    fn repo(&self, r: &RepositoryName) -> PathBuf {
+        self.root.join("repos").join(r.as_str())
+    }
+
+    fn read_verified(&self, d: &Digest, max: u64) -> Option<Vec<u8>> {
+        let hex = d.hex();
+        let p = self
+            .root
+            .join("blobs")
+            .join(d.algorithm().name())
+            .join(&hex[..2])
+            .join(hex);
+        if std::fs::metadata(&p).ok()?.len() > max {
+            return None;
+        }
+        let bytes = std::fs::read(p).ok()?;
+        d.matches(&bytes).then_some(bytes)
+    }
+
+    fn linked(&self, r: &RepositoryName, kind: &str, d: &Digest) -> bool {
+        self.repo(r)
+            .join(kind)
+            .join(d.algorithm().name())
+            .join(d.hex())
+            .exists()
+    }
+}
+
+const VIEW_MANIFEST_MAX: u64 = 16 << 20;
+
+impl crate::gate::RegistryView for FsView {
+    fn manifest(&self, r: &RepositoryName, d: &Digest) -> Option<Vec<u8>> {
+        self.linked(r, "_manifests", d)
+            .then(|| self.read_verified(d, VIEW_MANIFEST_MAX))
+            .flatten()
+    }
+
+    fn tag(&self, r: &RepositoryName, tag: &str) -> Option<(Digest, Vec<u8>)> {
+        let t = Tag::parse(tag).ok()?;
+        let s = std::fs::read_to_string(self.repo(r).join("_tags").join(t.as_str())).ok()?;
+        let d = Digest::parse(s.trim()).ok()?;
+        let m = self.manifest(r, &d)?;
+        Some((d, m))
+    }
+
+    fn referrers(
+        &self,
+        r: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Vec<crate::manifest::Descriptor> {
+        let dir = self.repo(r).join("_referrers").join(format!(
+            "{}-{}",
+            subject.algorithm().name(),
+            subject.hex()
+        ));
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let Ok(n) = e.file_name().into_string() else {
+                continue;
+            };
+            let Some(d) = n
+                .split_once('-')
+                .and_then(|(a, h)| digest_from_file_name(a, h))
+            else {
+                continue;
+            };
+            let Some(bytes) = self.manifest(r, &d) else {
+                continue;
+            };
+            let Ok(m) = crate::manifest::Manifest::parse(&bytes, None) else {
+                continue;
+            };
+            if artifact_type.is_some_and(|a| m.artifact_type.as_deref() != Some(a)) {
+                continue;
+            }
+            out.push(crate::manifest::Descriptor {
+                media_type: m.media_type,
+                digest: d.to_string(),
+                size: bytes.len() as i64,
+                urls: None,
+                artifact_type: m.artifact_type,
+                annotations: m.annotations,
+            });
+        }
+        out.sort_by(|a, b| a.digest.cmp(&b.digest));
+        out
+    }
+
+    fn blob(&self, r: &RepositoryName, d: &Digest, max: u64) -> Option<Vec<u8>> {
+        (self.linked(r, "_blobs", d) || self.linked(r, "_manifests", d))
+            .then(|| self.read_verified(d, max))
+            .flatten()
+    }
+}
