@@ -24,6 +24,9 @@
 //! [[policies]]                                        # gates evaluated on manifest GET/HEAD
 //! repositories = ["prod/**"]
 //! gates = ["signature", "scan"]
+//!
+//! [auth]                                              # see crate::auth::config for every key
+//! users_file = "/var/lib/palisade/registry/users.json"
 //! ```
 
 use std::collections::BTreeMap;
@@ -85,6 +88,10 @@ pub struct Config {
     /// Gate policies.
     #[serde(default)]
     pub policies: Vec<PolicyConfig>,
+    /// Authentication and authorization ([`crate::auth::AuthConfig`]); without it the registry
+    /// is open to anyone who can reach it (development only).
+    #[serde(default)]
+    pub auth: Option<crate::auth::AuthConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -222,6 +229,9 @@ impl Config {
                 crate::glob::Glob::parse(g)
                     .map_err(|e| invalid(&format!("policies[{i}].repositories"), e))?;
             }
+        }
+        if let Some(a) = &self.auth {
+            a.validate().map_err(|e| invalid("auth", e.to_string()))?;
         }
         Ok(())
     }

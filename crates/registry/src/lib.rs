@@ -12,12 +12,15 @@
 //!   on push ([`scan::Scanner`], [`scan::ScanQueue`], [`scan::ScanGate`]).
 //! - [`config`]: the TOML configuration file.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod gate;
 pub mod glob;
 pub mod manifest;
+pub mod metrics;
 pub mod name;
 pub mod range;
 pub mod scan;

@@ -86,6 +86,9 @@ impl<S: Storage> Registry<S> {
                     Err(StorageError::Corrupt(_)) => {
                         tracing::error!(repository = %repo, blob = %d, "blob failed verification on read; quarantined");
                         self.storage.blob_quarantine(&d).await.map_err(internal)?;
+                        self.metrics
+                            .quarantined
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         return Err(ApiError::new(
                             ErrorCode::BlobUnknown,
                             format!("blob {d} failed verification on read and was quarantined; push it again"),
@@ -97,6 +100,9 @@ impl<S: Storage> Registry<S> {
             let Some(reader) = self.storage.blob_open(&d, start).await.map_err(internal)? else {
                 return Err(blob_unknown(&d));
             };
+            self.metrics
+                .bytes_sent
+                .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
             let stream = BlobStream::new(reader, len, whole.then(|| d.clone()));
             reply.body(Body::Stream(Box::new(stream)))
         };
@@ -118,6 +124,7 @@ impl<S: Storage> Registry<S> {
         {
             return Err(blob_unknown(&d));
         }
+        self.quota_forget(repo);
         Ok(Reply::new(StatusCode::ACCEPTED).empty())
     }
 }

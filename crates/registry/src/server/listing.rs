@@ -4,11 +4,12 @@ use http::header::{CONTENT_TYPE, LINK};
 use http::StatusCode;
 use palisade_image::media_types as mt;
 
-use super::access::{Access, Op, Principal};
+use super::access::{Access, Op};
 use super::blobs::parse_digest;
 use super::response::{Reply, Response};
 use super::route::query_get;
 use super::Registry;
+use crate::auth::Principal;
 use crate::error::{internal, ApiError, ErrorCode};
 use crate::manifest::Descriptor;
 use crate::name::RepositoryName;

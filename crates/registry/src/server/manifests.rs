@@ -9,8 +9,10 @@ use http::{HeaderMap, StatusCode};
 use http_body::Body as HttpBody;
 use palisade_image::digest::Digest;
 
+use super::access::Access;
 use super::response::{Reply, Response};
 use super::{content_length, read_limited, Registry};
+use crate::auth::Principal;
 use crate::error::{internal, ApiError, ErrorCode};
 use crate::gate::{GateContext, GateVerdict};
 use crate::manifest::Manifest;
@@ -135,6 +137,7 @@ impl<S: Storage> Registry<S> {
         repo: &RepositoryName,
         d: &Digest,
         m: &Arc<Stored>,
+        who: &Principal,
     ) -> Result<(), ApiError> {
         let policy = self.gates();
         if !policy.applies(repo) {
@@ -158,9 +161,26 @@ impl<S: Storage> Registry<S> {
         })
         .await
         .map_err(internal)?;
+        let (decision, reason) = match &verdict {
+            GateVerdict::Allow => ("allow", String::new()),
+            GateVerdict::Deny { reason } => ("deny", reason.clone()),
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert("repository".into(), repo.as_str().into());
+        fields.insert("digest".into(), d.to_string().into());
+        fields.insert("decision".into(), decision.into());
+        fields.insert("reason".into(), reason.into());
+        self.audit(palisade_audit::Event::Other {
+            actor: who.identity.actor(),
+            name: "registry_policy_verdict".into(),
+            fields,
+        });
         match verdict {
             GateVerdict::Allow => Ok(()),
             GateVerdict::Deny { reason } => {
+                self.metrics
+                    .gate_denials
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(target: "palisade_registry::audit", repository = %repo, manifest = %d, %reason, "pull denied by gate");
                 Err(ApiError::new(
                     ErrorCode::Denied,
@@ -176,6 +196,7 @@ impl<S: Storage> Registry<S> {
         reference_str: &str,
         head: bool,
         _headers: &HeaderMap,
+        who: &Principal,
     ) -> Result<Response, ApiError> {
         let r = reference(reference_str, false)?;
         let Some(d) = self.resolve(repo, &r).await? else {
@@ -184,7 +205,14 @@ impl<S: Storage> Registry<S> {
         let Some(m) = self.load_manifest(&d).await? else {
             return Err(manifest_unknown(&r));
         };
-        self.check_gates(repo, &d, &m).await?;
+        self.check_gates(repo, &d, &m, who).await?;
+        if !head {
+            self.audit(palisade_audit::Event::ImagePulled {
+                actor: who.identity.actor(),
+                reference: format!("{repo}:{r}"),
+                digest: d.to_string(),
+            });
+        }
         let reply = Reply::new(StatusCode::OK)
             .header(CONTENT_TYPE, &m.parsed.media_type)
             .header("docker-content-digest", d.to_string())
@@ -204,6 +232,8 @@ impl<S: Storage> Registry<S> {
         reference_str: &str,
         headers: &HeaderMap,
         body: B,
+        access: &dyn Access,
+        who: &Principal,
     ) -> Result<Response, ApiError>
     where
         B: HttpBody<Data = Bytes> + Send + Unpin,
@@ -267,11 +297,28 @@ impl<S: Storage> Registry<S> {
                 return Err(ApiError::new(ErrorCode::ManifestBlobUnknown, format!("index references manifest {m}, which is not in this repository: push it first")));
             }
         }
+        if let Reference::Tag(t) = &r {
+            let old = self.storage.tag_get(repo, t).await.map_err(internal)?;
+            if old.is_some_and(|o| o != d) {
+                access.may_change_tag(who, repo, t.as_str())?;
+            }
+        }
+        let already = self
+            .storage
+            .linked(repo, LinkKind::Manifest, &d)
+            .await
+            .map_err(internal)?;
+        if !already {
+            self.quota_check(repo, bytes.len() as u64).await?;
+        }
         self.storage.blob_put(&d, &bytes).await.map_err(internal)?;
         self.storage
             .link(repo, LinkKind::Manifest, &d)
             .await
             .map_err(internal)?;
+        if !already {
+            self.quota_add(repo, &d, bytes.len() as u64);
+        }
         if let Some(subject) = &parsed.subject {
             self.storage
                 .referrer_add(repo, subject, &d)
@@ -282,7 +329,12 @@ impl<S: Storage> Registry<S> {
             self.storage.tag_set(repo, t, &d).await.map_err(internal)?;
         }
         tracing::info!(target: "palisade_registry::audit", repository = %repo, manifest = %d, reference = %r, "manifest pushed");
-        if let Some(q) = &self.scans {
+        self.audit(palisade_audit::Event::ImagePushed {
+            actor: who.identity.actor(),
+            reference: format!("{repo}:{r}"),
+            digest: d.to_string(),
+        });
+        if let Some(q) = self.scans.get() {
             q.enqueue(repo.clone(), d.clone());
         }
         let subject = parsed.subject.clone();
@@ -306,10 +358,22 @@ impl<S: Storage> Registry<S> {
         &self,
         repo: &RepositoryName,
         reference_str: &str,
+        access: &dyn Access,
+        who: &Principal,
     ) -> Result<Response, ApiError> {
         let r = reference(reference_str, false)?;
         match &r {
             Reference::Tag(t) => {
+                if self
+                    .storage
+                    .tag_get(repo, t)
+                    .await
+                    .map_err(internal)?
+                    .is_none()
+                {
+                    return Err(manifest_unknown(&r));
+                }
+                access.may_change_tag(who, repo, t.as_str())?;
                 if !self.storage.tag_delete(repo, t).await.map_err(internal)? {
                     return Err(manifest_unknown(&r));
                 }
@@ -329,7 +393,13 @@ impl<S: Storage> Registry<S> {
                     .ok()
                     .flatten()
                     .and_then(|m| m.parsed.subject.clone());
-                for (tag, target) in self.storage.tags(repo).await.map_err(internal)? {
+                let tags = self.storage.tags(repo).await.map_err(internal)?;
+                for (tag, target) in &tags {
+                    if target == d {
+                        access.may_change_tag(who, repo, tag)?;
+                    }
+                }
+                for (tag, target) in tags {
                     if &target == d {
                         if let Ok(t) = crate::name::Tag::parse(&tag) {
                             self.storage.tag_delete(repo, &t).await.map_err(internal)?;
@@ -347,9 +417,18 @@ impl<S: Storage> Registry<S> {
                     .await
                     .map_err(internal)?;
                 self.manifests.remove(d);
+                self.quota_forget(repo);
             }
         }
         tracing::info!(target: "palisade_registry::audit", repository = %repo, reference = %r, "manifest deleted");
+        let mut fields = serde_json::Map::new();
+        fields.insert("repository".into(), repo.as_str().into());
+        fields.insert("reference".into(), r.to_string().into());
+        self.audit(palisade_audit::Event::Other {
+            actor: who.identity.actor(),
+            name: "registry_manifest_deleted".into(),
+            fields,
+        });
         Ok(Reply::new(StatusCode::ACCEPTED).empty())
     }
 }

@@ -8,6 +8,7 @@ mod blobs;
 pub mod body;
 mod listing;
 mod manifests;
+mod quota;
 pub mod response;
 pub mod route;
 mod uploads;
@@ -20,12 +21,15 @@ use http::{Method, Request, StatusCode};
 use http_body::Body as HttpBody;
 use http_body_util::BodyExt;
 
-use self::access::{Access, Need, Op, OpenAccess, Principal, RequestMeta};
+use self::access::{Access, Need, Op, OpenAccess, RequestMeta};
 use self::response::{error_response, Reply, Response};
 use self::route::Route;
-use crate::error::{ApiError, ErrorCode};
+use crate::audit::AuditSink;
+use crate::auth::Principal;
+use crate::error::{internal, ApiError, ErrorCode};
 use crate::gate::{GatePolicy, RegistryView};
 use crate::manifest::DEFAULT_MAX_MANIFEST_BYTES;
+use crate::metrics::Metrics;
 use crate::name::RepositoryName;
 use crate::scan::ScanQueue;
 use crate::storage::Storage;
@@ -57,7 +61,11 @@ pub struct Registry<S: Storage> {
     manifests: manifests::Cache,
     gates: RwLock<Arc<GatePolicy>>,
     view: Option<Arc<dyn RegistryView>>,
-    scans: Option<ScanQueue>,
+    scans: std::sync::OnceLock<ScanQueue>,
+    quotas: quota::Quotas,
+    metrics: Arc<Metrics>,
+    metrics_enabled: bool,
+    audit: Option<AuditSink>,
 }
 
 impl<S: Storage> std::fmt::Debug for Registry<S> {
@@ -88,7 +96,11 @@ impl<S: Storage> Registry<S> {
             manifests: manifests::Cache::default(),
             gates: RwLock::new(Arc::new(GatePolicy::default())),
             view: None,
-            scans: None,
+            scans: std::sync::OnceLock::new(),
+            quotas: quota::Quotas::default(),
+            metrics: Arc::new(Metrics::default()),
+            metrics_enabled: false,
+            audit: None,
         }
     }
 
@@ -99,10 +111,39 @@ impl<S: Storage> Registry<S> {
         self
     }
 
-    /// Scans every pushed manifest with `queue`.
-    pub fn with_scan_queue(mut self, queue: ScanQueue) -> Self {
-        self.scans = Some(queue);
+    /// Serves `GET /metrics` (unauthenticated, like most exporters: bind accordingly).
+    pub fn with_metrics(mut self, enabled: bool) -> Self {
+        self.metrics_enabled = enabled;
         self
+    }
+
+    /// Writes audit events to `sink`.
+    pub fn with_audit(mut self, sink: AuditSink) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub(crate) fn audit(&self, event: palisade_audit::Event) {
+        if let Some(a) = &self.audit {
+            a.record(event);
+        }
+    }
+
+    /// Scans every pushed manifest with `queue`.
+    pub fn with_scan_queue(self, queue: ScanQueue) -> Self {
+        self.set_scan_queue(queue);
+        self
+    }
+
+    /// Sets the scan queue once the registry is shared (the queue's callback may need it); a
+    /// second call is ignored.
+    pub fn set_scan_queue(&self, queue: ScanQueue) {
+        let _ = self.scans.set(queue);
     }
 
     /// Replaces the gate policy (at start, and on reload).
@@ -148,14 +189,29 @@ impl<S: Storage> Registry<S> {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let route = route::route(&path);
-        let resp = match self.dispatch(route, req, client).await {
+        let (parts, body) = req.into_parts();
+        let mut body = Some(body);
+        let mut resp = match self.dispatch(route, parts, &mut body, client).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
+        if let Some(unread) = body {
+            // answered without reading the body (refused early): read a little of it so the
+            // connection stays usable, else tell the client the connection closes
+            if !drain(unread, 1 << 20).await {
+                resp.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+        }
+        let micros = started.elapsed().as_micros() as u64;
+        self.metrics
+            .request(&method, resp.status().as_u16(), micros);
         tracing::info!(
             target: "palisade_registry::access",
             client = %client, method = %method, path = %path,
-            status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64,
+            status = resp.status().as_u16(), micros,
         );
         resp
     }
@@ -163,14 +219,19 @@ impl<S: Storage> Registry<S> {
     async fn dispatch<B>(
         &self,
         route: Route,
-        req: Request<B>,
+        parts: http::request::Parts,
+        body_slot: &mut Option<B>,
         client: IpAddr,
     ) -> Result<Response, ApiError>
     where
         B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
         B::Error: std::fmt::Display,
     {
-        let (parts, body) = req.into_parts();
+        let mut body = || {
+            body_slot
+                .take()
+                .ok_or_else(|| internal("request body taken twice"))
+        };
         let query = route::query_pairs(parts.uri.query());
         let meta = RequestMeta {
             headers: &parts.headers,
@@ -182,11 +243,7 @@ impl<S: Storage> Registry<S> {
             RepositoryName::parse(name)
                 .map_err(|e| ApiError::new(ErrorCode::NameInvalid, e.to_string()))
         };
-        let check = |needs: &[Need]| -> Result<Principal, ApiError> {
-            access
-                .check(&meta, needs)
-                .map_err(|d| DenialError(d).into())
-        };
+        let check = |needs: &[Need]| -> Result<Principal, ApiError> { access.check(&meta, needs) };
         let unsupported = || {
             ApiError::with_status(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -205,14 +262,29 @@ impl<S: Storage> Registry<S> {
                     .header(http::header::CONTENT_TYPE, "application/json")
                     .body(Bytes::from_static(b"{}").into()))
             }
-            Route::Token => match access.token(&meta, &query) {
-                Some(r) => Ok(r),
-                None => Err(ApiError::new(
-                    ErrorCode::Unsupported,
-                    "this registry has no token service",
-                )
-                .with(StatusCode::NOT_FOUND)),
-            },
+            Route::Token => {
+                let post = m == Method::POST;
+                let pairs = if post {
+                    let form =
+                        read_limited(body()?, 64 * 1024, content_length(&parts.headers)).await?;
+                    route::query_pairs(Some(&String::from_utf8_lossy(&form)))
+                } else {
+                    query
+                };
+                match access.token(&meta, post, &pairs) {
+                    Some(r) => Ok(r),
+                    None => Err(ApiError::new(
+                        ErrorCode::Unsupported,
+                        "this registry has no token service",
+                    )
+                    .with(StatusCode::NOT_FOUND)),
+                }
+            }
+            Route::Metrics if self.metrics_enabled && m == Method::GET => {
+                Ok(Reply::new(StatusCode::OK)
+                    .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
+                    .body(self.metrics.render().into_bytes().into()))
+            }
             Route::Metrics => Err(
                 ApiError::new(ErrorCode::Unsupported, "metrics are not enabled")
                     .with(StatusCode::NOT_FOUND),
@@ -244,18 +316,32 @@ impl<S: Storage> Registry<S> {
                 let name = repo(&name)?;
                 match *m {
                     Method::GET | Method::HEAD => {
-                        check(&[Need::Repo(name.clone(), Op::Pull)])?;
-                        self.manifest_get(&name, &reference, m == Method::HEAD, &parts.headers)
-                            .await
+                        let who = check(&[Need::Repo(name.clone(), Op::Pull)])?;
+                        self.manifest_get(
+                            &name,
+                            &reference,
+                            m == Method::HEAD,
+                            &parts.headers,
+                            &who,
+                        )
+                        .await
                     }
                     Method::PUT => {
-                        check(&[Need::Repo(name.clone(), Op::Push)])?;
-                        self.manifest_put(&name, &reference, &parts.headers, body)
-                            .await
+                        let who = check(&[Need::Repo(name.clone(), Op::Push)])?;
+                        self.manifest_put(
+                            &name,
+                            &reference,
+                            &parts.headers,
+                            body()?,
+                            &*access,
+                            &who,
+                        )
+                        .await
                     }
                     Method::DELETE => {
-                        check(&[Need::Repo(name.clone(), Op::Delete)])?;
-                        self.manifest_delete(&name, &reference).await
+                        let who = check(&[Need::Repo(name.clone(), Op::Delete)])?;
+                        self.manifest_delete(&name, &reference, &*access, &who)
+                            .await
                     }
                     _ => Err(unsupported()),
                 }
@@ -281,7 +367,7 @@ impl<S: Storage> Registry<S> {
                     return Err(unsupported());
                 }
                 let who = check(&[Need::Repo(name.clone(), Op::Push)])?;
-                self.upload_start(&name, &query, &parts.headers, body, &*access, &who)
+                self.upload_start(&name, &query, &parts.headers, body()?, &*access, &who)
                     .await
             }
             Route::Upload { name, id } => {
@@ -289,9 +375,9 @@ impl<S: Storage> Registry<S> {
                 check(&[Need::Repo(name.clone(), Op::Push)])?;
                 match *m {
                     Method::GET => self.upload_status(&name, &id).await,
-                    Method::PATCH => self.upload_patch(&name, &id, &parts.headers, body).await,
+                    Method::PATCH => self.upload_patch(&name, &id, &parts.headers, body()?).await,
                     Method::PUT => {
-                        self.upload_finish(&name, &id, &query, &parts.headers, body)
+                        self.upload_finish(&name, &id, &query, &parts.headers, body()?)
                             .await
                     }
                     Method::DELETE => self.upload_cancel(&name, &id).await,
@@ -307,17 +393,29 @@ impl<S: Storage> Registry<S> {
     }
 }
 
-/// A [`access::Denial`] on its way to becoming the error response (keeps the challenge).
-struct DenialError(access::Denial);
-
-impl From<DenialError> for ApiError {
-    fn from(d: DenialError) -> Self {
-        let mut e = d.0.error;
-        if let Some(c) = d.0.challenge {
-            e.challenge = Some(c);
-        }
-        e
+/// Reads and discards up to `limit` bytes of a body; whether it ended within that.
+pub(crate) async fn drain<B>(mut body: B, limit: u64) -> bool
+where
+    B: HttpBody<Data = Bytes> + Send + Unpin,
+{
+    if body.is_end_stream() {
+        return true;
     }
+    let mut n = 0u64;
+    let read = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(d) = frame.into_data() {
+                n += d.len() as u64;
+                if n > limit {
+                    return false;
+                }
+            }
+        }
+        true
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), read)
+        .await
+        .unwrap_or(false)
 }
 
 /// Reads a whole (small) body, refusing more than `limit` bytes.

@@ -16,10 +16,11 @@ use http_body_util::BodyExt;
 use palisade_image::digest::{Digest, DigestAlgorithm, Hasher};
 use tokio::io::AsyncWriteExt;
 
-use super::access::{Access, Op, Principal};
+use super::access::{Access, Op};
 use super::blobs::parse_digest;
 use super::response::{Reply, Response};
 use super::{content_length, Registry};
+use crate::auth::Principal;
 use crate::error::{internal, ApiError, ErrorCode};
 use crate::name::RepositoryName;
 use crate::range::ChunkRange;
@@ -177,6 +178,9 @@ impl<S: Storage> Registry<S> {
         match result {
             Ok(()) => {
                 s.size = start + n;
+                self.metrics
+                    .bytes_received
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => {
@@ -221,6 +225,18 @@ impl<S: Storage> Registry<S> {
                 format!("uploaded content has digest {actual}, not {digest}; the upload was discarded, push again"),
             ));
         }
+        let already = self
+            .storage
+            .linked(repo, LinkKind::Blob, digest)
+            .await
+            .map_err(internal)?;
+        if !already {
+            if let Err(e) = self.quota_check(repo, s.size).await {
+                self.uploads.remove(id);
+                self.storage.upload_delete(id).await.map_err(internal)?;
+                return Err(e);
+            }
+        }
         self.storage
             .upload_commit(id, digest)
             .await
@@ -231,6 +247,9 @@ impl<S: Storage> Registry<S> {
             .await
             .map_err(internal)?;
         tracing::info!(target: "palisade_registry::audit", repository = %repo, blob = %digest, size = s.size, "blob pushed");
+        if !already {
+            self.quota_add(repo, digest, s.size);
+        }
         Ok(())
     }
 
@@ -263,18 +282,25 @@ impl<S: Storage> Registry<S> {
                         .linked(&from, LinkKind::Blob, &d)
                         .await
                         .map_err(internal)?
-                    && self
-                        .storage
-                        .blob_size(&d)
-                        .await
-                        .map_err(internal)?
-                        .is_some()
                 {
-                    self.storage
-                        .link(repo, LinkKind::Blob, &d)
-                        .await
-                        .map_err(internal)?;
-                    return Ok(Self::created(repo, &d));
+                    if let Some(size) = self.storage.blob_size(&d).await.map_err(internal)? {
+                        let already = self
+                            .storage
+                            .linked(repo, LinkKind::Blob, &d)
+                            .await
+                            .map_err(internal)?;
+                        if !already {
+                            self.quota_check(repo, size).await?;
+                        }
+                        self.storage
+                            .link(repo, LinkKind::Blob, &d)
+                            .await
+                            .map_err(internal)?;
+                        if !already {
+                            self.quota_add(repo, &d, size);
+                        }
+                        return Ok(Self::created(repo, &d));
+                    }
                 }
             }
             // not mountable: fall through to a normal upload session, as the spec says
@@ -354,11 +380,25 @@ impl<S: Storage> Registry<S> {
         B: HttpBody<Data = Bytes> + Send + Unpin,
         B::Error: std::fmt::Display,
     {
-        let s = self.session(repo, id).await?;
+        let s = match self.session(repo, id).await {
+            Ok(s) => s,
+            Err(e) => {
+                super::drain(body, 1 << 20).await;
+                return Err(e);
+            }
+        };
         let mut s = s.lock().await;
         let expected = match Self::chunk_check(repo, id, &s, headers) {
             Ok(e) => e,
-            Err(resp) => return Ok(*resp),
+            Err(mut resp) => {
+                if !super::drain(body, 1 << 20).await {
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                return Ok(*resp);
+            }
         };
         self.append(id, &mut s, body, expected).await?;
         Ok(Reply::new(StatusCode::ACCEPTED)
@@ -380,12 +420,31 @@ impl<S: Storage> Registry<S> {
         B: HttpBody<Data = Bytes> + Send + Unpin,
         B::Error: std::fmt::Display,
     {
-        let s = self.session(repo, id).await?;
+        let pre = async {
+            let s = self.session(repo, id).await?;
+            let d = parse_digest(super::route::query_get(query, "digest").unwrap_or(""))?;
+            Ok::<_, ApiError>((s, d))
+        }
+        .await;
+        let (s, d) = match pre {
+            Ok(v) => v,
+            Err(e) => {
+                super::drain(body, 1 << 20).await;
+                return Err(e);
+            }
+        };
         let mut s = s.lock().await;
-        let d = parse_digest(super::route::query_get(query, "digest").unwrap_or(""))?;
         let expected = match Self::chunk_check(repo, id, &s, headers) {
             Ok(e) => e,
-            Err(resp) => return Ok(*resp),
+            Err(mut resp) => {
+                if !super::drain(body, 1 << 20).await {
+                    resp.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                return Ok(*resp);
+            }
         };
         self.append(id, &mut s, body, expected).await?;
         self.finish(repo, id, &mut s, &d).await?;

@@ -9,6 +9,7 @@ mod login;
 mod output;
 mod pull;
 mod push;
+mod registry;
 mod system;
 
 use std::path::PathBuf;
@@ -122,6 +123,9 @@ enum RegistryCommand {
     Login(login::LoginArgs),
     /// Remove the saved credentials for a registry
     Logout(login::LogoutArgs),
+    /// Run Palisade's image registry server and manage its users
+    #[command(subcommand)]
+    Registry(registry::RegistryServerCommand),
 }
 
 /// What the command line asks for.
@@ -156,6 +160,7 @@ fn run_registry(session: &Session, command: RegistryCommand) -> anyhow::Result<i
         RegistryCommand::Push(args) => push::push(session, args),
         RegistryCommand::Login(args) => login::login(session, args),
         RegistryCommand::Logout(args) => login::logout(session, args),
+        RegistryCommand::Registry(command) => registry::run(session, command),
     }
 }
 
