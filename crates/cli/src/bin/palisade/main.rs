@@ -14,6 +14,7 @@ mod output;
 mod pull;
 mod push;
 mod sign;
+mod registry;
 mod system;
 mod trust;
 
@@ -138,6 +139,9 @@ enum RegistryCommand {
     Sign(sign::SignArgs),
     /// Check an image's signatures on its registry against keys or the trust policy
     Verify(sign::VerifyArgs),
+    /// Run Palisade's image registry server and manage its users
+    #[command(subcommand)]
+    Registry(registry::RegistryServerCommand),
 }
 
 /// What the command line asks for.
@@ -175,6 +179,7 @@ fn run_registry(session: &Session, command: RegistryCommand) -> anyhow::Result<i
         RegistryCommand::Key(command) => key::run(session, command),
         RegistryCommand::Sign(args) => sign::sign(session, args),
         RegistryCommand::Verify(args) => sign::verify(session, args),
+        RegistryCommand::Registry(command) => registry::run(session, command),
     }
 }
 

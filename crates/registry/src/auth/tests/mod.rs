@@ -1,0 +1,1 @@
+//! Cross-module tests: the authorization matrix, token flows, forgery.

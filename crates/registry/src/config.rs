@@ -1,0 +1,271 @@
+//! The registry's configuration: one TOML file, validated at start with errors that name the
+//! field and say what to do.
+//!
+//! ```toml
+//! listen = "127.0.0.1:5000"
+//! shutdown_grace_seconds = 30
+//! audit_log = "/var/lib/palisade/registry/audit.log"   # optional
+//! metrics = true                                      # GET /metrics (Prometheus text)
+//!
+//! [storage]
+//! root = "/var/lib/palisade/registry"
+//!
+//! [tls]                                               # optional: plain HTTP without it
+//! cert = "/etc/palisade/registry.crt"
+//! key = "/etc/palisade/registry.key"
+//! client_ca = "/etc/palisade/clients-ca.crt"          # optional: require client certificates
+//!
+//! [limits]
+//! max_manifest_bytes = 4194304
+//!
+//! [quotas]                                            # bytes per namespace (first path component)
+//! team-a = 10737418240
+//!
+//! [[policies]]                                        # gates evaluated on manifest GET/HEAD
+//! repositories = ["prod/**"]
+//! gates = ["signature", "scan"]
+//!
+//! [auth]                                              # see crate::auth::config for every key
+//! users_file = "/var/lib/palisade/registry/users.json"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::manifest::DEFAULT_MAX_MANIFEST_BYTES;
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the registry configuration {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Not TOML of the expected shape.
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    /// A value is wrong.
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        path: String,
+        field: String,
+        message: String,
+    },
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// How long shutdown waits for requests in flight.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_seconds: u64,
+    /// The audit log file (hash-chained, palisade-audit); none when absent.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+    /// Serve `GET /metrics`.
+    #[serde(default = "yes")]
+    pub metrics: bool,
+    /// Storage.
+    pub storage: StorageConfig,
+    /// TLS; plain HTTP when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Byte quotas per namespace.
+    #[serde(default)]
+    pub quotas: BTreeMap<String, u64>,
+    /// Gate policies.
+    #[serde(default)]
+    pub policies: Vec<PolicyConfig>,
+    /// Authentication and authorization ([`crate::auth::AuthConfig`]); without it the registry
+    /// is open to anyone who can reach it (development only).
+    #[serde(default)]
+    pub auth: Option<crate::auth::AuthConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 5000))
+}
+
+fn default_grace() -> u64 {
+    30
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The filesystem root.
+    pub root: PathBuf,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA certificates client certificates must chain to; none: no client certificates.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// The largest manifest accepted, in bytes.
+    #[serde(default = "default_manifest")]
+    pub max_manifest_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_manifest_bytes: DEFAULT_MAX_MANIFEST_BYTES,
+        }
+    }
+}
+
+fn default_manifest() -> usize {
+    DEFAULT_MAX_MANIFEST_BYTES
+}
+
+/// `[[policies]]`: gates that must pass before a manifest in matching repositories is served.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Repository globs (`*` one path component, `**` any number).
+    pub repositories: Vec<String>,
+    /// Gate names, each registered with the server (e.g. `signature`, `scan`).
+    pub gates: Vec<String>,
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        Self::parse(&text, &p)
+    }
+
+    /// Parses and validates configuration text (`origin` names it in errors).
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            path: origin.into(),
+            field: field.into(),
+            message,
+        };
+        if !self.storage.root.is_absolute() {
+            return Err(invalid("storage.root", "must be an absolute path".into()));
+        }
+        if let Some(t) = &self.tls {
+            for (f, p) in [
+                ("tls.cert", Some(&t.cert)),
+                ("tls.key", Some(&t.key)),
+                ("tls.client_ca", t.client_ca.as_ref()),
+            ] {
+                if let Some(p) = p {
+                    if !p.is_file() {
+                        return Err(invalid(
+                            f,
+                            format!("{} is not a readable file", p.display()),
+                        ));
+                    }
+                }
+            }
+        }
+        if self.limits.max_manifest_bytes < 1024 || self.limits.max_manifest_bytes > 64 << 20 {
+            return Err(invalid(
+                "limits.max_manifest_bytes",
+                "must be between 1024 and 67108864".into(),
+            ));
+        }
+        for ns in self.quotas.keys() {
+            if crate::name::RepositoryName::parse(ns).is_err() || ns.contains('/') {
+                return Err(invalid(
+                    "quotas",
+                    format!("{ns:?} is not a namespace (one lowercase path component)"),
+                ));
+            }
+        }
+        for (i, p) in self.policies.iter().enumerate() {
+            if p.repositories.is_empty() || p.gates.is_empty() {
+                return Err(invalid(
+                    &format!("policies[{i}]"),
+                    "needs repositories and gates".into(),
+                ));
+            }
+            for g in &p.repositories {
+                crate::glob::Glob::parse(g)
+                    .map_err(|e| invalid(&format!("policies[{i}].repositories"), e))?;
+            }
+        }
+        if let Some(a) = &self.auth {
+            a.validate().map_err(|e| invalid("auth", e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_and_full() {
+        let c = Config::parse("[storage]\nroot = \"/tmp/r\"\n", "t").unwrap();
+        assert_eq!(c.listen, default_listen());
+        let c = Config::parse(
+            "listen = \"127.0.0.1:5001\"\n[storage]\nroot = \"/r\"\n[quotas]\nteam-a = 100\n\
+             [[policies]]\nrepositories = [\"prod/**\"]\ngates = [\"signature\"]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.quotas["team-a"], 100);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (text, needle) in [
+            ("[storage]\nroot = \"rel\"\n", "storage.root"),
+            ("[storage]\nroot = \"/r\"\nbogus = 1\n", "unknown field"),
+            ("[storage]\nroot = \"/r\"\n[tls]\ncert = \"/nonexistent\"\nkey = \"/nonexistent\"\n", "tls.cert"),
+            ("[storage]\nroot = \"/r\"\n[quotas]\n\"a/b\" = 1\n", "quotas"),
+            ("[storage]\nroot = \"/r\"\n[[policies]]\nrepositories = [\"a/***\"]\ngates = [\"x\"]\n", "policies[0]"),
+            ("listen = \"nope\"\n[storage]\nroot = \"/r\"\n", "listen"),
+        ] {
+            let e = Config::parse(text, "t").unwrap_err().to_string();
+            assert!(e.contains(needle), "{e}");
+        }
+    }
+}

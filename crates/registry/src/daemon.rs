@@ -1,0 +1,231 @@
+//! `palisade registry serve`: the configured registry as a process. Builds storage, access,
+//! gates, TLS and the audit sink from the [`Config`], serves until SIGTERM/SIGINT (finishing
+//! requests in flight), and reloads users and policies on SIGHUP (a reload that fails keeps the
+//! running configuration and says why).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::AuditSink;
+use crate::auth::{AuthContext, AuthState};
+use crate::config::Config;
+use crate::gate::{Gate, GatePolicy, RegistryView};
+use crate::scan::{ScanGate, ScanQueue, Scanner, VerdictStore};
+use crate::server::access::{Access, AuthAccess, OpenAccess};
+use crate::server::{Limits, Registry};
+use crate::storage::fs::FsStorage;
+
+/// Gates and a scanner supplied by the embedding program (the trust and scan crates).
+#[derive(Default)]
+pub struct Extensions {
+    /// Gates policies may name, besides the built-in `scan`.
+    pub gates: Vec<Arc<dyn Gate>>,
+    /// The scan-on-push scanner; without one nothing is scanned (and a `scan` gate denies).
+    pub scanner: Option<Arc<dyn Scanner>>,
+}
+
+impl std::fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extensions")
+            .field(
+                "gates",
+                &self
+                    .gates
+                    .iter()
+                    .map(|g| g.name().to_owned())
+                    .collect::<Vec<_>>(),
+            )
+            .field("scanner", &self.scanner.is_some())
+            .finish()
+    }
+}
+
+/// Why the registry could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Storage.
+    #[error("storage root {path}: {source}")]
+    Storage {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Auth setup (users file, token key).
+    #[error("auth: {0}")]
+    Auth(#[from] crate::auth::AuthSetupError),
+    /// Gates.
+    #[error(transparent)]
+    Gate(#[from] crate::gate::UnknownGate),
+    /// TLS material.
+    #[error(transparent)]
+    Tls(#[from] crate::serve::TlsError),
+    /// The audit log.
+    #[error("audit log: {0}")]
+    Audit(#[from] palisade_audit::AuditError),
+    /// Binding or serving.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn build_access(
+    cfg: &Config,
+    state: Option<&AuthState>,
+    audit: &Option<AuditSink>,
+) -> Result<Arc<dyn Access>, DaemonError> {
+    Ok(match (&cfg.auth, state) {
+        (Some(a), Some(state)) => {
+            let ctx = AuthContext::load(a, state)?;
+            Arc::new(AuthAccess::new(Arc::new(ctx)).with_audit(audit.clone()))
+        }
+        _ => Arc::new(OpenAccess),
+    })
+}
+
+fn build_gates(
+    cfg: &Config,
+    ext: &Extensions,
+    verdicts: &VerdictStore,
+) -> Result<Arc<GatePolicy>, DaemonError> {
+    let mut gates = ext.gates.clone();
+    gates.push(Arc::new(ScanGate::new(verdicts.clone())));
+    let policies: Vec<(Vec<String>, Vec<String>)> = cfg
+        .policies
+        .iter()
+        .map(|p| (p.repositories.clone(), p.gates.clone()))
+        .collect();
+    Ok(Arc::new(GatePolicy::new(
+        &policies,
+        &gates,
+        Duration::from_secs(10),
+    )?))
+}
+
+/// Runs the registry configured by `config_path` until SIGTERM or SIGINT. `ready` is called
+/// with the bound address once the listener is up.
+pub fn run(
+    config_path: &Path,
+    ext: Extensions,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), DaemonError> {
+    let cfg = Config::load(config_path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(config_path.to_path_buf(), cfg, ext, ready))
+}
+
+async fn run_async(
+    config_path: PathBuf,
+    cfg: Config,
+    ext: Extensions,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let root = cfg.storage.root.clone();
+    let storage = FsStorage::open(&root).map_err(|source| DaemonError::Storage {
+        path: root.clone(),
+        source,
+    })?;
+    let view: Arc<dyn RegistryView> = Arc::new(storage.view());
+    let verdicts = VerdictStore::new(&root);
+    let audit = cfg.audit_log.as_deref().map(AuditSink::open).transpose()?;
+    let state = cfg.auth.as_ref().map(AuthState::new).transpose()?;
+    let access = build_access(&cfg, state.as_ref(), &audit)?;
+    if cfg.auth.is_none() {
+        tracing::warn!(
+            "no [auth] section: the registry accepts every request from anyone who can reach it"
+        );
+    }
+    let gates = build_gates(&cfg, &ext, &verdicts)?;
+    let tls = match &cfg.tls {
+        Some(t) => Some(crate::serve::tls_config(
+            &t.cert,
+            &t.key,
+            t.client_ca.as_deref(),
+        )?),
+        None => None,
+    };
+    let limits = Limits {
+        max_manifest_bytes: cfg.limits.max_manifest_bytes,
+        ..Limits::default()
+    };
+    let mut registry = Registry::new(storage, limits)
+        .with_view(Arc::clone(&view))
+        .with_metrics(cfg.metrics);
+    if let Some(a) = &audit {
+        registry = registry.with_audit(a.clone());
+    }
+    registry = registry.with_quotas(cfg.quotas.clone());
+    let registry = Arc::new(registry);
+    if let Some(scanner) = ext.scanner.clone() {
+        let policy_for_cb = Arc::clone(&registry);
+        let queue = ScanQueue::start(
+            scanner,
+            Arc::clone(&view),
+            verdicts.clone(),
+            Arc::new(move |_r, _d, _v| policy_for_cb.gates().invalidate()),
+        );
+        registry.set_scan_queue(queue);
+    }
+    registry.set_access(access);
+    registry.set_gates(gates);
+
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, tls = cfg.tls.is_some(), auth = cfg.auth.is_some(), "registry listening");
+    ready(addr);
+
+    // SIGHUP: reload users and policies
+    let mut hup = signal(SignalKind::hangup())?;
+    let reg2 = Arc::clone(&registry);
+    let ext_gates = ext.gates.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let result = Config::load(&config_path)
+                .map_err(DaemonError::from)
+                .and_then(|new| {
+                    let access = build_access(&new, state.as_ref(), &audit)?;
+                    let ext = Extensions {
+                        gates: ext_gates.clone(),
+                        scanner: None,
+                    };
+                    let gates = build_gates(&new, &ext, &verdicts)?;
+                    Ok((access, gates, new.quotas))
+                });
+            match result {
+                Ok((access, gates, quotas)) => {
+                    reg2.set_access(access);
+                    reg2.set_gates(gates);
+                    reg2.set_quotas(quotas);
+                    tracing::warn!("configuration reloaded (users, policies, quotas)");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed; keeping the running configuration")
+                }
+            }
+        }
+    });
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::warn!("shutting down: finishing requests in flight");
+    };
+    crate::serve::serve(
+        registry,
+        listener,
+        tls,
+        shutdown,
+        Duration::from_secs(cfg.shutdown_grace_seconds),
+    )
+    .await?;
+    Ok(())
+}
