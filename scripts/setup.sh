@@ -11,6 +11,8 @@ packages=(
   iproute2 nftables procps  # namespaces, network tests, ps for `palisade-runtime ps`
   libc6-dev pkg-config      # building the workspace's C-linking crates
   time hyperfine jq curl    # benchmarks and the demo's output
+  python3-apt python3-rpm python3-packaging python3-yaml  # scan: reference version comparators for the differential tests
+  debootstrap               # scan: the Debian rootfs of the scanner benchmark
 )
 
 missing=()
