@@ -13,6 +13,8 @@ packages=(
   time hyperfine jq curl    # benchmarks and the demo's output
   softhsm2 openssl          # trust: PKCS#11 key tests on SoftHSM2 tokens; OpenSSL checks our signatures
   # (openssl above also serves the audit tests, which make P-256 checkpoint keys)
+  python3-apt python3-rpm python3-packaging python3-yaml  # scan: reference version comparators for the differential tests
+  debootstrap               # scan: the Debian rootfs of the scanner benchmark
 )
 
 missing=()

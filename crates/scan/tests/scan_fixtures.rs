@@ -1,0 +1,375 @@
+//! End-to-end: hand-written Debian 12 / Alpine 3.19 advisories and the real OSV data against
+//! committed root filesystem extracts and layer streams.
+
+use std::path::{Path, PathBuf};
+
+use palisade_scan::db::{self, Database};
+use palisade_scan::{scan_dir, scan_layers, Report, Severity};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The real OSV data (PALISADE_OSV_DATA, default /work/shared/data/osv), if present.
+fn osv_data() -> Option<PathBuf> {
+    let p = std::env::var_os("PALISADE_OSV_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/work/shared/data/osv".into());
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!(
+            "skipping: no OSV data at {} (set PALISADE_OSV_DATA)",
+            p.display()
+        );
+        None
+    }
+}
+
+fn build_db(dir: &Path, sources: &[PathBuf]) -> (Database, db::ImportReport) {
+    let path = dir.join("vulndb");
+    let report = db::import(sources, &path).expect("import");
+    (Database::open(&path).expect("open"), report)
+}
+
+fn ids(report: &Report) -> Vec<String> {
+    report
+        .findings
+        .iter()
+        .map(|f| format!("{}:{}", f.package, f.id))
+        .collect()
+}
+
+#[test]
+fn debian_rootfs_against_hand_written_advisories() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (db, import) = build_db(
+        tmp.path(),
+        &[
+            fixtures().join("osv/debian"),
+            fixtures().join("osv/malformed"),
+        ],
+    );
+    assert_eq!(import.meta.withdrawn, 1);
+    assert_eq!(import.meta.malformed, 2, "{:?}", import.warnings);
+    assert!(
+        import.warnings.iter().any(|w| w.contains("truncated.json")),
+        "{:?}",
+        import.warnings
+    );
+    assert!(
+        import.warnings.iter().any(|w| w.contains("garbage.yaml")),
+        "{:?}",
+        import.warnings
+    );
+
+    let inv = scan_dir(&fixtures().join("rootfs/debian12")).expect("inventory");
+    assert_eq!(
+        inv.os.as_ref().and_then(|o| o.ecosystem()).as_deref(),
+        Some("Debian:12")
+    );
+    let libc = inv
+        .packages
+        .iter()
+        .find(|p| p.name == "libc6")
+        .expect("libc6");
+    assert_eq!(libc.advisory_key(), ("glibc", "2.36-9+deb12u1"));
+    let libfoo = inv
+        .packages
+        .iter()
+        .find(|p| p.name == "libfoo1")
+        .expect("libfoo1");
+    assert_eq!(libfoo.advisory_key(), ("foo", "1.0-1"));
+    assert!(
+        !inv.packages.iter().any(|p| p.name == "removed-pkg"),
+        "config-files only is not installed"
+    );
+    // six's metadata belongs to python3-six: the distribution's package covers it.
+    assert!(!inv
+        .packages
+        .iter()
+        .any(|p| p.name == "six" && p.ecosystem == "PyPI"));
+    // The binary garbage METADATA is named in a warning; the rest is still inventoried.
+    assert!(
+        inv.warnings
+            .iter()
+            .any(|w| w.contains("broken-0.1.dist-info/METADATA")),
+        "{:?}",
+        inv.warnings
+    );
+    assert!(inv
+        .packages
+        .iter()
+        .any(|p| p.name == "urllib3" && p.version == "1.26.4"));
+    assert!(inv
+        .packages
+        .iter()
+        .any(|p| p.name == "regex" && p.ecosystem == "crates.io"));
+
+    let report = db.match_inventory(&inv).expect("match");
+    let found = ids(&report);
+    // glibc's DSA is reported on the binary package by its CVE, with the fix.
+    let glibc = report
+        .findings
+        .iter()
+        .find(|f| f.package == "libc6" && f.id == "CVE-2023-4911")
+        .expect("CVE-2023-4911");
+    assert_eq!(glibc.fixed, vec!["2.36-9+deb12u3".to_owned()]);
+    assert_eq!(glibc.aliases, vec!["DSA-5514-1".to_owned()]);
+    assert_eq!(glibc.severity, Severity::High);
+    assert_eq!(glibc.score, Some(7.8));
+    assert_eq!(glibc.source.as_deref(), Some("glibc"));
+    assert!(
+        found.contains(&"libfoo1:CVE-2099-0001".to_owned()),
+        "{found:?}"
+    );
+    assert_eq!(
+        report
+            .findings
+            .iter()
+            .find(|f| f.id == "CVE-2099-0001")
+            .map(|f| f.severity),
+        Some(Severity::High)
+    );
+    let zlib = report
+        .findings
+        .iter()
+        .find(|f| f.id == "FIXTURE-DEB-LAST-AFFECTED")
+        .expect("last_affected");
+    assert!(zlib.fixed.is_empty());
+    assert_eq!(zlib.severity, Severity::Medium);
+    // Explicit versions list matches bash; withdrawn and Debian:11 records never do.
+    assert!(
+        found.contains(&"bash:FIXTURE-DEB-VERSIONS-LIMIT".to_owned()),
+        "{found:?}"
+    );
+    assert!(
+        !found
+            .iter()
+            .any(|f| f.contains("WITHDRAWN") || f.contains("OTHER-RELEASE")),
+        "{found:?}"
+    );
+    // glibc 2.36-9+deb12u1 is past the limit event of the same record.
+    assert!(
+        !found.contains(&"libc6:FIXTURE-DEB-VERSIONS-LIMIT".to_owned()),
+        "{found:?}"
+    );
+    assert_eq!(report.findings.len(), 4, "{found:?}");
+}
+
+#[test]
+fn debian_fixed_versions_report_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (db, _) = build_db(tmp.path(), &[fixtures().join("osv/debian")]);
+    let root = tmp.path().join("root");
+    copy_tree(&fixtures().join("rootfs/debian12"), &root);
+    let status = root.join("var/lib/dpkg/status");
+    let text = std::fs::read_to_string(&status).expect("status");
+    let text = text
+        .replace("Version: 2.36-9+deb12u1", "Version: 2.36-9+deb12u3")
+        .replace(
+            "Source: foo (1.0-1)\nVersion: 1.0-1+b1",
+            "Source: foo (1.0-2)\nVersion: 1.0-2+b1",
+        )
+        .replace("Version: 1:1.2.13.dfsg-1", "Version: 1:1.2.13.dfsg-2")
+        .replace("Version: 5.2.15-2+b2", "Version: 5.2.15-2+b3");
+    std::fs::write(&status, text).expect("write");
+    let report = db
+        .match_inventory(&scan_dir(&root).expect("inventory"))
+        .expect("match");
+    assert!(report.findings.is_empty(), "{:?}", ids(&report));
+}
+
+#[test]
+fn alpine_rootfs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (db, import) = build_db(tmp.path(), &[fixtures().join("osv/alpine")]);
+    assert!(
+        import
+            .warnings
+            .iter()
+            .any(|w| w.contains("FIXTURE-APK-BAD-VERSION") && w.contains("range skipped")),
+        "{:?}",
+        import.warnings
+    );
+    let inv = scan_dir(&fixtures().join("rootfs/alpine319")).expect("inventory");
+    assert_eq!(
+        inv.os.as_ref().and_then(|o| o.ecosystem()).as_deref(),
+        Some("Alpine:v3.19")
+    );
+    assert_eq!(inv.packages.len(), 3);
+    let report = db.match_inventory(&inv).expect("match");
+    let found = ids(&report);
+    assert_eq!(
+        found,
+        vec![
+            "libcrypto3:CVE-2024-0727".to_owned(),
+            "libssl3:CVE-2024-0727".to_owned()
+        ]
+    );
+    assert_eq!(report.findings[0].fixed, vec!["3.1.4-r5".to_owned()]);
+    assert_eq!(report.findings[0].severity, Severity::High);
+}
+
+#[test]
+fn real_osv_data_urllib3_regex_and_alias_merging() {
+    let Some(data) = osv_data() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (db, _) = build_db(
+        tmp.path(),
+        &[
+            data.join("pypi/urllib3"),
+            data.join("crates.io/RUSTSEC-2022-0013.json"),
+            fixtures().join("osv/pypi"),
+        ],
+    );
+    let inv = scan_dir(&fixtures().join("rootfs/debian12")).expect("inventory");
+    let report = db.match_inventory(&inv).expect("match");
+    let urllib3: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.package == "urllib3")
+        .collect();
+    let names: Vec<&str> = urllib3.iter().map(|f| f.id.as_str()).collect();
+    // PYSEC-2021-108 and the GHSA record are the same CVE: one finding, rated from the GHSA
+    // record's CVSS vector.
+    let merged = urllib3
+        .iter()
+        .find(|f| f.id == "CVE-2021-33503")
+        .expect("CVE-2021-33503");
+    assert!(merged.aliases.contains(&"PYSEC-2021-108".to_owned()));
+    assert!(merged.aliases.contains(&"GHSA-q2q7-5pp4-w6pg".to_owned()));
+    assert_eq!(merged.severity, Severity::High);
+    assert_eq!(merged.fixed, vec!["1.26.5".to_owned()]);
+    assert_eq!(
+        urllib3
+            .iter()
+            .filter(|f| f.id == "CVE-2021-33503" || f.aliases.iter().any(|a| a == "PYSEC-2021-108"))
+            .count(),
+        1
+    );
+    assert!(
+        urllib3
+            .iter()
+            .any(|f| f.aliases.iter().any(|a| a == "PYSEC-2023-192") || f.id == "PYSEC-2023-192"),
+        "{names:?}"
+    );
+    assert!(
+        urllib3
+            .iter()
+            .any(|f| f.aliases.iter().any(|a| a == "PYSEC-2023-212") || f.id == "PYSEC-2023-212"),
+        "{names:?}"
+    );
+    assert!(
+        !urllib3
+            .iter()
+            .any(|f| f.aliases.iter().any(|a| a == "PYSEC-2021-59")),
+        "fixed in 1.26.4 itself: {names:?}"
+    );
+    let regex = report
+        .findings
+        .iter()
+        .find(|f| f.package == "regex")
+        .expect("regex finding");
+    assert!(
+        regex.id == "CVE-2022-24713" || regex.aliases.iter().any(|a| a == "RUSTSEC-2022-0013"),
+        "{regex:?}"
+    );
+    assert_eq!(regex.fixed, vec!["1.5.5".to_owned()]);
+
+    // Fixed versions: nothing.
+    let root = tmp.path().join("root");
+    copy_tree(&fixtures().join("rootfs/debian12"), &root);
+    let meta =
+        root.join("usr/local/lib/python3.11/dist-packages/urllib3-1.26.4.dist-info/METADATA");
+    std::fs::write(
+        &meta,
+        "Metadata-Version: 2.1\nName: urllib3\nVersion: 1.26.18\n\n",
+    )
+    .expect("write");
+    let lock = root.join("srv/app/Cargo.lock");
+    let text = std::fs::read_to_string(&lock)
+        .expect("lock")
+        .replace("1.5.4", "1.5.5");
+    std::fs::write(&lock, text).expect("write");
+    let report = db
+        .match_inventory(&scan_dir(&root).expect("inventory"))
+        .expect("match");
+    assert!(report.findings.is_empty(), "{:?}", ids(&report));
+}
+
+fn tar_layer(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, content) in entries {
+        let mut h = tar::Header::new_gnu();
+        match content {
+            Some(data) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, path, *data).expect("append");
+            }
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                h.set_mode(0o755);
+                h.set_cksum();
+                b.append_data(&mut h, path, std::io::empty())
+                    .expect("append");
+            }
+        }
+    }
+    b.into_inner().expect("tar")
+}
+
+#[test]
+fn layers_apply_whiteouts() {
+    let os = b"ID=debian\nVERSION_ID=12\n" as &[u8];
+    let old = b"Metadata-Version: 2.1\nName: urllib3\nVersion: 1.26.4\n\n" as &[u8];
+    let new = b"Metadata-Version: 2.1\nName: urllib3\nVersion: 1.26.18\n\n" as &[u8];
+    let req = b"Metadata-Version: 2.1\nName: requests\nVersion: 2.0.0\n\n" as &[u8];
+    let l1 = tar_layer(&[
+        ("etc/os-release", Some(os)),
+        ("./usr/lib/py/urllib3-1.26.4.dist-info/METADATA", Some(old)),
+        ("opt/venv/requests-2.0.0.dist-info/METADATA", Some(req)),
+        ("srv/a/requests-2.0.0.dist-info/METADATA", Some(req)),
+    ]);
+    let l2 = tar_layer(&[
+        ("usr/lib/py/.wh.urllib3-1.26.4.dist-info", Some(b"")),
+        ("usr/lib/py/urllib3-1.26.18.dist-info/METADATA", Some(new)),
+        ("opt/venv/.wh..wh..opq", Some(b"")),
+        ("srv/a/requests-2.0.0.dist-info/METADATA", None),
+    ]);
+    let inv = scan_layers([&l1[..], &l2[..]]).expect("inventory");
+    let pkgs: Vec<String> = inv
+        .packages
+        .iter()
+        .map(|p| format!("{}@{}:{}", p.name, p.version, p.location))
+        .collect();
+    assert_eq!(
+        pkgs,
+        vec!["urllib3@1.26.18:usr/lib/py/urllib3-1.26.18.dist-info/METADATA".to_owned()],
+        "{pkgs:?}"
+    );
+    assert_eq!(inv.os.as_ref().map(|o| o.id.as_str()), Some("debian"));
+    // The same tree as one layer, unpacked: the same inventory from a directory.
+    let garbage = scan_layers([&b"this is not a tar stream at all, just some bytes that go on for a while......................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................................"[..]]);
+    assert!(
+        garbage.is_err(),
+        "a corrupt layer must fail the scan, not pass it"
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
