@@ -34,8 +34,8 @@
 //! ```
 
 pub mod audit;
-pub mod console;
 pub mod check;
+pub mod console;
 pub mod engine;
 pub mod exit;
 pub mod id;

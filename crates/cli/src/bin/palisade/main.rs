@@ -13,8 +13,8 @@ mod network;
 mod output;
 mod pull;
 mod push;
-mod sign;
 mod registry;
+mod sign;
 mod system;
 mod trust;
 
