@@ -1329,3 +1329,79 @@ fn an_image_volume_gets_a_writable_anonymous_volume() {
     p.ok(&["rm", "vol"]);
     assert!(!source.exists(), "anonymous volume left behind");
 }
+
+#[test]
+fn a_full_disk_fails_clearly_and_leaves_the_store_consistent() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    // A store on a 2 MiB tmpfs, and an image with 4 MiB of incompressible data.
+    let small = p.path("small");
+    fs::create_dir_all(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m,mode=755", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    let rootfs = p.path("big-rootfs");
+    fs::create_dir_all(rootfs.join("bin")).unwrap();
+    fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
+    // xorshift64: incompressible enough that gzip cannot fit it on the tmpfs.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..4 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    fs::write(rootfs.join("noise"), noise).unwrap();
+    let store = small.join("store");
+    let palisade = |args: &[&str]| {
+        Command::new(PALISADE)
+            .arg("--root")
+            .arg(&store)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+
+    let out = palisade(&["image", "import", rootfs.to_str().unwrap(), "big:1"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("No space left") || message.contains("disk"),
+        "{message}"
+    );
+    assert_eq!(
+        message.trim().lines().count(),
+        1,
+        "one clear line: {message}"
+    );
+    // Nothing half-written is trusted: the store checks clean and lists no image.
+    let check = palisade(&["system", "check"]);
+    assert_eq!(code(&check), 0, "{}{}", stdout(&check), stderr(&check));
+    assert_eq!(stdout(&palisade(&["image", "ls", "-q"])).trim(), "");
+
+    // With room again, the same import succeeds.
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    let out = palisade(&["image", "import", rootfs.to_str().unwrap(), "big:1"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(code(&palisade(&["system", "check"])), 0);
+}
