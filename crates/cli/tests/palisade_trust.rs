@@ -572,7 +572,7 @@ fn run_checks_the_policy_offline_and_local_images_follow_the_local_scope() {
     env.set_policy(&format!(
         r#"{{"scopes": {{"{host}/team/*": {{"keys": ["team.pub"]}}, "*": "reject"}}}}"#
     ));
-    // run pulls the signed image (the store lacks it under this name... and digest origin).
+    // run pulls the signed image the store lacks under this name, verified, then runs it.
     let out = env.ok(&[
         "run",
         "--rm",

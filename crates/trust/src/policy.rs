@@ -188,9 +188,15 @@ impl Policy {
                             keys.len()
                         )));
                     }
-                    let mut trusted = Vec::new();
+                    let mut trusted: Vec<TrustedKey> = Vec::new();
                     for key in &keys {
-                        trusted.push(resolve_key(key, &keyring).map_err(&at)?);
+                        let resolved = resolve_key(key, &keyring).map_err(&at)?;
+                        if trusted.iter().any(|t| t.key == resolved.key) {
+                            return Err(at(format!(
+                                "{key} lists a key already listed; a threshold counts distinct keys"
+                            )));
+                        }
+                        trusted.push(resolved);
                     }
                     Requirement::Signed {
                         keys: trusted,
@@ -451,6 +457,10 @@ mod tests {
             ),
             (r#"{"scopes": {"a/**": "reject"}}"#, "**"),
             (r#"{"scope": {}}"#, "unknown field"),
+            (
+                r#"{"scopes": {"a/*": {"keys": ["team.pub", "../keys/team.pub"], "threshold": 2}}}"#,
+                "already listed",
+            ),
         ] {
             let err = load(dir.path(), text).unwrap_err().to_string();
             assert!(err.contains(expect), "{text}: {err}");

@@ -372,7 +372,7 @@ fn check_simple_signing(
     }
     if parsed.critical.image.docker_manifest_digest != image.digest.to_string() {
         return Ok(Err(format!(
-            "signs another digest ({})",
+            "signs another digest ({:?})",
             parsed.critical.image.docker_manifest_digest
         )));
     }

@@ -213,3 +213,104 @@ impl RegistryClient {
         Ok(Some(bytes))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+
+    use super::*;
+    use crate::distribution::{ClientOptions, CredentialStore};
+
+    const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+    /// One connection per response, in order; the first one is the client's TLS attempt.
+    fn serve(responses: Vec<String>) -> RegistryClient {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for response in [OK.to_owned(), OK.to_owned()].into_iter().chain(responses) {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut buffer = vec![0u8; 16 << 10];
+                let _ = stream.read(&mut buffer);
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        let host = format!("127.0.0.1:{port}");
+        let options = ClientOptions {
+            insecure_registries: vec![host.clone()],
+            credentials: CredentialStore::none(),
+            config_dir: None,
+            ..ClientOptions::default()
+        };
+        RegistryClient::new(&host, &options).unwrap()
+    }
+
+    fn response(status: &str, headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[test]
+    fn referrers_api_or_none() {
+        let index = r#"{"schemaVersion":2,"manifests":[]}"#;
+        let digest = Digest::of(b"x");
+        let client = serve(vec![response("200 OK", "", index)]);
+        assert_eq!(
+            client.fetch_referrers("a/b", &digest, None).unwrap(),
+            Some(index.as_bytes().to_vec())
+        );
+        let client = serve(vec![response("404 Not Found", "", "")]);
+        assert_eq!(client.fetch_referrers("a/b", &digest, None).unwrap(), None);
+        let client = serve(vec![response("500 Oops", "", "")]);
+        assert!(client.fetch_referrers("a/b", &digest, None).is_err());
+    }
+
+    #[test]
+    fn manifest_put_reports_subject_indexing() {
+        let client = serve(vec![
+            response("201 Created", "OCI-Subject: sha256:00\r\n", ""),
+            response("201 Created", "", ""),
+            response(
+                "400 Bad Request",
+                "",
+                r#"{"errors":[{"code":"MANIFEST_INVALID","message":"no"}]}"#,
+            ),
+        ]);
+        let put = client
+            .put_manifest_bytes("a", "sha256-00", "m", b"{}")
+            .unwrap();
+        assert!(put.subject_indexed);
+        assert_eq!(put.digest, Digest::of(b"{}"));
+        assert!(
+            !client
+                .put_manifest_bytes("a", "t", "m", b"{}")
+                .unwrap()
+                .subject_indexed
+        );
+        assert!(client.put_manifest_bytes("a", "t", "m", b"{}").is_err());
+    }
+
+    #[test]
+    fn fetched_blobs_must_match_their_digest_and_limit() {
+        let digest = Digest::of(b"payload");
+        let client = serve(vec![
+            response("200 OK", "", "payload"),
+            response("200 OK", "", "payloaD"),
+            response("200 OK", "", "payload"),
+        ]);
+        assert_eq!(
+            client.fetch_blob_bytes("a", &digest, 100).unwrap(),
+            b"payload"
+        );
+        assert!(matches!(
+            client.fetch_blob_bytes("a", &digest, 100),
+            Err(DistributionError::DigestMismatch { .. })
+        ));
+        assert!(matches!(
+            client.fetch_blob_bytes("a", &digest, 3),
+            Err(DistributionError::Protocol { .. })
+        ));
+    }
+}

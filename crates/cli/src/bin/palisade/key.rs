@@ -122,6 +122,13 @@ fn generate(session: &Session, args: GenerateArgs) -> anyhow::Result<i32> {
         algorithm: String,
         fingerprint: String,
     }
+    if public_path.exists() && !args.force {
+        return Err(UsageError(format!(
+            "{} exists; pass --force to overwrite it, or another --output-key-prefix",
+            public_path.display()
+        ))
+        .into());
+    }
     let (private_text, public) = match &args.pkcs11 {
         Some(uri) => {
             let signer = palisade_trust::pkcs11::Pkcs11Key::generate(uri)
@@ -130,14 +137,12 @@ fn generate(session: &Session, args: GenerateArgs) -> anyhow::Result<i32> {
         }
         None => {
             let private_path = PathBuf::from(format!("{prefix}.key"));
-            for path in [&private_path, &public_path] {
-                if path.exists() && !args.force {
-                    return Err(UsageError(format!(
-                        "{} exists; pass --force to overwrite it, or another --output-key-prefix",
-                        path.display()
-                    ))
-                    .into());
-                }
+            if private_path.exists() && !args.force {
+                return Err(UsageError(format!(
+                    "{} exists; pass --force to overwrite it, or another --output-key-prefix",
+                    private_path.display()
+                ))
+                .into());
             }
             let password = password_for_new_key()?;
             let key = PrivateKey::generate(args.algorithm);
@@ -146,13 +151,6 @@ fn generate(session: &Session, args: GenerateArgs) -> anyhow::Result<i32> {
             (private_path.display().to_string(), key.public())
         }
     };
-    if public_path.exists() && !args.force && args.pkcs11.is_some() {
-        return Err(UsageError(format!(
-            "{} exists; pass --force to overwrite it (the token key was created)",
-            public_path.display()
-        ))
-        .into());
-    }
     write_new(&public_path, public.to_pem().as_bytes(), 0o644, true)?;
     let report = Generated {
         private_key: private_text,

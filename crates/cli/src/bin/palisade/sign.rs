@@ -175,7 +175,7 @@ pub(crate) fn verify(session: &Session, args: VerifyArgs) -> anyhow::Result<i32>
                         };
                         output::line(format_args!(
                             "ok    {form:<8} signed by {name} for {}{extra}",
-                            sig.identity.as_deref().unwrap_or("?")
+                            printable(sig.identity.as_deref().unwrap_or("?"))
                         ))?
                     }
                     (_, problem) => output::line(format_args!(
@@ -204,4 +204,18 @@ pub(crate) fn verify(session: &Session, args: VerifyArgs) -> anyhow::Result<i32>
         }
         Ok(crate::EXIT_FAILURE)
     }
+}
+
+/// Text from a signature (attacker-controlled) with control characters escaped, so it cannot
+/// drive the terminal.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }

@@ -78,6 +78,11 @@ pub(crate) fn pull_verified(
             return Err(e.into());
         }
     }
+    if report.manifest_digest != report.digest {
+        // The platform manifest of a multi-platform image stays under the registry scope too
+        // (signatures cover the index): run by its own digest, it is checked, never "local".
+        trust.record_origin(&image_at(report.manifest_digest.clone()))?;
+    }
     Ok(report)
 }
 
