@@ -253,7 +253,7 @@ impl Storage for FsStorage {
         Ok(())
     }
 
-    async fn blob_list(&self) -> StorageResult<Vec<(Digest, u64)>> {
+    async fn blob_list(&self) -> StorageResult<Vec<(Digest, u64, std::time::SystemTime)>> {
         let mut out = Vec::new();
         for alg in DigestAlgorithm::all() {
             let adir = self.root.join("blobs").join(alg.name());
@@ -261,7 +261,8 @@ impl Storage for FsStorage {
                 for name in read_dir_names(&adir.join(&pre)).await? {
                     if let Some(d) = digest_from_file_name(alg.name(), &name) {
                         if let Some(m) = not_found(fs::metadata(self.blob_path(&d)).await)? {
-                            out.push((d, m.len()));
+                            let t = m.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+                            out.push((d, m.len(), t));
                         }
                     }
                 }

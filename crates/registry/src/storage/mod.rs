@@ -63,8 +63,10 @@ pub trait Storage: Send + Sync + 'static {
     fn blob_put(&self, d: &Digest, bytes: &[u8]) -> impl Future<Output = StorageResult<()>> + Send;
     /// Deletes a committed blob (garbage collection).
     fn blob_delete(&self, d: &Digest) -> impl Future<Output = StorageResult<()>> + Send;
-    /// Every committed blob with its size.
-    fn blob_list(&self) -> impl Future<Output = StorageResult<Vec<(Digest, u64)>>> + Send;
+    /// Every committed blob with its size and when it was last written.
+    fn blob_list(
+        &self,
+    ) -> impl Future<Output = StorageResult<Vec<(Digest, u64, std::time::SystemTime)>>> + Send;
 
     /// Starts an upload session `id` for `repo`.
     fn upload_create(
