@@ -2,7 +2,7 @@
 # Palisade's demo: sets everything up on this machine and walks the path a container takes.
 # 1. palisade-runtime: a busybox bundle under the hardened default config, the in-container
 #    escape battery (THREATS.md rows 3-7, 9) and the runc-style lifecycle.
-# 2. palisade: import a busybox image, push it to Debian's docker-registry on 127.0.0.1, pull
+# 2. palisade: import a busybox image, push it to palisade's own registry on 127.0.0.1, pull
 #    it into a fresh store (every blob verified by digest), check the store, run it with the
 #    secure defaults and run the battery again, now from an image.
 #    Before the pull, the image is signed (cosign-compatible) and a trust policy requires
@@ -78,20 +78,25 @@ printf 'root:x:0:\n' > "$rootfs/etc/group"
 pal store image import "$rootfs" demo/busybox:1 --cmd '["sh"]'
 pal store images
 
-step "registry: Debian's docker-registry on 127.0.0.1"
+step "registry: palisade registry serve on 127.0.0.1 (users with argon2 passwords, per-repository rules)"
 port=5055
-cat > "$demo/registry.yml" <<YML
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: $demo/registry
-http:
-  addr: 127.0.0.1:$port
-YML
-/usr/bin/docker-registry serve "$demo/registry.yml" > "$demo/registry.log" 2>&1 &
+cat > "$demo/registry.toml" <<TOML
+listen = "127.0.0.1:$port"
+audit_log = "$demo/registry-audit.log"
+[storage]
+root = "$demo/registry"
+[auth]
+users_file = "$demo/registry-users.json"
+[auth.roles.demo]
+rules = [{ repositories = ["demo/**"], actions = ["pull", "push", "delete"] }]
+TOML
+echo "demo-password" | "$bin/palisade" registry user add --config "$demo/registry.toml" --role demo demo
+"$bin/palisade" registry serve --config "$demo/registry.toml" > "$demo/registry.log" 2>&1 &
 registry_pid=$!
 trap 'kill $registry_pid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 50); do [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/")" = 401 ] && break; sleep 0.1; done
+export XDG_CONFIG_HOME="$demo/config"   # the demo's credentials stay in the demo directory
+echo "demo-password" | pal store login -u demo --password-stdin --insecure-registry "127.0.0.1:$port" "127.0.0.1:$port"
 pal store push --insecure-registry "127.0.0.1:$port" demo/busybox:1 "127.0.0.1:$port/demo/busybox:1"
 pal store push --insecure-registry "127.0.0.1:$port" demo/busybox:1 "127.0.0.1:$port/demo/unsigned:1"
 

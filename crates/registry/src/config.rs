@@ -6,6 +6,8 @@
 //! shutdown_grace_seconds = 30
 //! audit_log = "/var/lib/palisade/registry/audit.log"   # optional
 //! metrics = true                                      # GET /metrics (Prometheus text)
+//! gc_interval_seconds = 21600                         # online garbage collection (0: off)
+//! gc_grace_seconds = 3600                             # never collect content younger than this
 //!
 //! [storage]
 //! root = "/var/lib/palisade/registry"
@@ -71,6 +73,12 @@ pub struct Config {
     /// The audit log file (hash-chained, palisade-audit); none when absent.
     #[serde(default)]
     pub audit_log: Option<PathBuf>,
+    /// Run garbage collection this often (0: never).
+    #[serde(default = "default_gc_interval")]
+    pub gc_interval_seconds: u64,
+    /// Content written less than this long ago is never collected (pushes in progress).
+    #[serde(default = "default_gc_grace")]
+    pub gc_grace_seconds: u64,
     /// Serve `GET /metrics`.
     #[serde(default = "yes")]
     pub metrics: bool,
@@ -100,6 +108,14 @@ fn default_listen() -> SocketAddr {
 
 fn default_grace() -> u64 {
     30
+}
+
+fn default_gc_interval() -> u64 {
+    6 * 3600
+}
+
+fn default_gc_grace() -> u64 {
+    3600
 }
 
 fn yes() -> bool {

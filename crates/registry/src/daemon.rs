@@ -179,6 +179,22 @@ async fn run_async(
     tracing::info!(%addr, tls = cfg.tls.is_some(), auth = cfg.auth.is_some(), "registry listening");
     ready(addr);
 
+    if cfg.gc_interval_seconds > 0 {
+        let reg = Arc::clone(&registry);
+        let (every, grace) = (
+            Duration::from_secs(cfg.gc_interval_seconds),
+            Duration::from_secs(cfg.gc_grace_seconds),
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = reg.garbage_collect(grace).await {
+                    tracing::error!(error = %e, "garbage collection failed");
+                }
+            }
+        });
+    }
+
     // SIGHUP: reload users and policies
     let mut hup = signal(SignalKind::hangup())?;
     let reg2 = Arc::clone(&registry);

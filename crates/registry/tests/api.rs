@@ -498,3 +498,199 @@ async fn tags_pagination_and_referrers() {
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(v["manifests"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn garbage_collection_keeps_referenced_content_and_is_safe_with_concurrent_pushes() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Arc::new(registry(dir.path()));
+    let c = push_blob(&reg, "x", b"{}").await;
+    let l = push_blob(&reg, "x", b"layer").await;
+    let orphan = push_blob(&reg, "x", b"orphan").await;
+    let m = manifest(&c, 2, &[(&l, 5)]);
+    call(&reg, Method::PUT, "/v2/x/manifests/v1", &[MT], &m).await;
+
+    let r = reg
+        .garbage_collect(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(r.deleted_blobs, 1, "{r:?}");
+    for (d, status) in [
+        (&c, StatusCode::OK),
+        (&l, StatusCode::OK),
+        (&orphan, StatusCode::NOT_FOUND),
+    ] {
+        assert_eq!(
+            call(&reg, Method::HEAD, &format!("/v2/x/blobs/{d}"), &[], b"")
+                .await
+                .status,
+            status
+        );
+    }
+    call(
+        &reg,
+        Method::DELETE,
+        &format!("/v2/x/manifests/{}", Digest::of(&m)),
+        &[],
+        b"",
+    )
+    .await;
+    let r = reg
+        .garbage_collect(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(r.deleted_blobs, 3, "config, layer and manifest: {r:?}");
+
+    // pushes running while collections run (with a grace period, as configured in practice)
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let reg = Arc::clone(&reg);
+        tasks.push(tokio::spawn(async move {
+            let l = push_blob(&reg, "y", format!("layer {i}").as_bytes()).await;
+            let c = push_blob(&reg, "y", b"{}").await;
+            let m = manifest(&c, 2, &[(&l, 7)]);
+            let r = call(
+                &reg,
+                Method::PUT,
+                &format!("/v2/y/manifests/t{i}"),
+                &[MT],
+                &m,
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::CREATED);
+        }));
+    }
+    for _ in 0..5 {
+        reg.garbage_collect(std::time::Duration::from_secs(60))
+            .await
+            .unwrap();
+        tokio::task::yield_now().await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    reg.garbage_collect(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    for i in 0..12 {
+        let r = call(
+            &reg,
+            Method::GET,
+            &format!("/v2/y/manifests/t{i}"),
+            &[],
+            b"",
+        )
+        .await;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let layer = v["layers"][0]["digest"].as_str().unwrap();
+        let r = call(&reg, Method::GET, &format!("/v2/y/blobs/{layer}"), &[], b"").await;
+        assert_eq!(&r.body[..], format!("layer {i}").as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn namespace_quota_is_a_clear_4xx_and_repository_deletion_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(dir.path()).with_quotas([("q".to_owned(), 100u64)].into_iter().collect());
+    push_blob(&reg, "q/a", &[1u8; 60]).await;
+    let big = [2u8; 60];
+    let d = Digest::of(&big);
+    let r = call(
+        &reg,
+        Method::POST,
+        &format!("/v2/q/b/blobs/uploads/?digest={d}"),
+        &[],
+        &big,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::FORBIDDEN, "DENIED")
+    );
+    assert!(String::from_utf8_lossy(&r.body).contains("quota exceeded for namespace q"));
+    assert_eq!(
+        call(&reg, Method::HEAD, &format!("/v2/q/b/blobs/{d}"), &[], b"")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    // other namespaces are unaffected
+    push_blob(&reg, "other/a", &big).await;
+
+    let c = push_blob(&reg, "q/a", b"{}").await;
+    let r = call(
+        &reg,
+        Method::PUT,
+        "/v2/q/a/manifests/v1",
+        &[MT],
+        &manifest(&c, 2, &[]),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "the manifest does not fit the quota either"
+    );
+    let r = call(
+        &reg,
+        Method::DELETE,
+        "/v2/_palisade/repositories/q/a",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(
+        call(&reg, Method::HEAD, &format!("/v2/q/a/blobs/{c}"), &[], b"")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(
+            &reg,
+            Method::DELETE,
+            "/v2/_palisade/repositories/q/a",
+            &[],
+            b""
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    // the space is free again once collected
+    reg.garbage_collect(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let r = call(
+        &reg,
+        Method::POST,
+        &format!("/v2/q/b/blobs/uploads/?digest={d}"),
+        &[],
+        &big,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn metrics_count_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = registry(dir.path()).with_metrics(true);
+    call(&reg, Method::GET, "/v2/", &[], b"").await;
+    call(&reg, Method::GET, "/v2/nope/manifests/x", &[], b"").await;
+    let r = call(&reg, Method::GET, "/metrics", &[], b"").await;
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(
+        text.contains("palisade_registry_requests_total{method=\"GET\",code=\"200\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("palisade_registry_requests_total{method=\"GET\",code=\"404\"} 1"),
+        "{text}"
+    );
+}

@@ -22,6 +22,8 @@ pub enum Op {
     Push,
     /// Delete manifests, tags, blobs.
     Delete,
+    /// Administer (delete the whole repository).
+    Admin,
 }
 
 impl Op {
@@ -30,6 +32,7 @@ impl Op {
             Op::Pull => Action::Pull,
             Op::Push => Action::Push,
             Op::Delete => Action::Delete,
+            Op::Admin => Action::Admin,
         }
     }
 }

@@ -10,7 +10,7 @@ use super::Registry;
 use crate::error::{internal, ApiError, ErrorCode};
 use crate::name::RepositoryName;
 use crate::range::{parse_range, ByteRange};
-use crate::storage::{LinkKind, Storage, StorageError};
+use crate::storage::{LinkKind, Storage, StorageError, Verification};
 
 pub(crate) fn parse_digest(s: &str) -> Result<Digest, ApiError> {
     Digest::parse(s).map_err(|e| ApiError::new(ErrorCode::DigestInvalid, e.to_string()))
@@ -79,10 +79,11 @@ impl<S: Storage> Registry<S> {
             reply.empty()
         } else {
             let whole = status == StatusCode::OK;
+            let mut rehash = false;
             if whole {
                 // a blob altered at rest is reported and quarantined, never served
-                match self.storage.blob_verify(&d).await {
-                    Ok(()) => {}
+                let verification = match self.storage.blob_verify(&d).await {
+                    Ok(v) => v,
                     Err(StorageError::Corrupt(_)) => {
                         tracing::error!(repository = %repo, blob = %d, "blob failed verification on read; quarantined");
                         self.storage.blob_quarantine(&d).await.map_err(internal)?;
@@ -95,7 +96,9 @@ impl<S: Storage> Registry<S> {
                         ));
                     }
                     Err(e) => return Err(internal(e)),
-                }
+                };
+                // just hashed: hash again on the way out, in case it changes meanwhile
+                rehash = verification == Verification::Hashed;
             }
             let Some(reader) = self.storage.blob_open(&d, start).await.map_err(internal)? else {
                 return Err(blob_unknown(&d));
@@ -103,7 +106,7 @@ impl<S: Storage> Registry<S> {
             self.metrics
                 .bytes_sent
                 .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
-            let stream = BlobStream::new(reader, len, whole.then(|| d.clone()));
+            let stream = BlobStream::new(reader, len, rehash.then(|| d.clone()));
             reply.body(Body::Stream(Box::new(stream)))
         };
         *resp.status_mut() = status;

@@ -276,6 +276,7 @@ impl<S: Storage> Registry<S> {
         let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let parsed = Manifest::parse(&bytes, ct)
             .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
+        let _gc = self.gc_lock.read().await;
         for b in &parsed.blobs {
             if !self
                 .storage

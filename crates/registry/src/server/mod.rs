@@ -6,6 +6,8 @@
 pub mod access;
 mod blobs;
 pub mod body;
+mod gc;
+pub use gc::GcReport;
 mod listing;
 mod manifests;
 mod quota;
@@ -63,6 +65,7 @@ pub struct Registry<S: Storage> {
     view: Option<Arc<dyn RegistryView>>,
     scans: std::sync::OnceLock<ScanQueue>,
     quotas: quota::Quotas,
+    gc_lock: tokio::sync::RwLock<()>,
     metrics: Arc<Metrics>,
     metrics_enabled: bool,
     audit: Option<AuditSink>,
@@ -98,6 +101,7 @@ impl<S: Storage> Registry<S> {
             view: None,
             scans: std::sync::OnceLock::new(),
             quotas: quota::Quotas::default(),
+            gc_lock: tokio::sync::RwLock::new(()),
             metrics: Arc::new(Metrics::default()),
             metrics_enabled: false,
             audit: None,
@@ -382,6 +386,21 @@ impl<S: Storage> Registry<S> {
                     }
                     Method::DELETE => self.upload_cancel(&name, &id).await,
                     _ => Err(unsupported()),
+                }
+            }
+            Route::Repository { name } => {
+                let name = repo(&name)?;
+                if m != Method::DELETE {
+                    return Err(unsupported());
+                }
+                check(&[Need::Repo(name.clone(), Op::Admin)])?;
+                if self.delete_repository(&name).await? {
+                    Ok(Reply::new(StatusCode::ACCEPTED).empty())
+                } else {
+                    Err(ApiError::new(
+                        ErrorCode::NameUnknown,
+                        format!("repository {name} is not known"),
+                    ))
                 }
             }
             Route::Unknown => Err(ApiError::with_status(

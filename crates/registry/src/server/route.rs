@@ -24,6 +24,8 @@ pub enum Route {
     Upload { name: String, id: String },
     /// `/v2/<name>/referrers/<digest>`
     Referrers { name: String, digest: String },
+    /// `/v2/_palisade/repositories/<name>` (DELETE: delete a repository; needs admin)
+    Repository { name: String },
     /// `/token`
     Token,
     /// `/metrics`
@@ -42,6 +44,11 @@ pub fn route(path: &str) -> Route {
         "/token" => return Route::Token,
         "/metrics" => return Route::Metrics,
         _ => {}
+    }
+    if let Some(name) = path.strip_prefix("/v2/_palisade/repositories/") {
+        return Route::Repository {
+            name: name.to_owned(),
+        };
     }
     let Some(rest) = path.strip_prefix("/v2/") else {
         return Route::Unknown;

@@ -225,6 +225,7 @@ impl<S: Storage> Registry<S> {
                 format!("uploaded content has digest {actual}, not {digest}; the upload was discarded, push again"),
             ));
         }
+        let _gc = self.gc_lock.read().await;
         let already = self
             .storage
             .linked(repo, LinkKind::Blob, digest)
@@ -283,6 +284,7 @@ impl<S: Storage> Registry<S> {
                         .await
                         .map_err(internal)?
                 {
+                    let _gc = self.gc_lock.read().await;
                     if let Some(size) = self.storage.blob_size(&d).await.map_err(internal)? {
                         let already = self
                             .storage

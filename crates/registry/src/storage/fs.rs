@@ -19,7 +19,7 @@ use palisade_image::digest::{Digest, DigestAlgorithm, Hasher};
 use tokio::fs;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use super::{LinkKind, Storage, StorageError, StorageResult};
+use super::{LinkKind, Storage, StorageError, StorageResult, Verification};
 use crate::name::{RepositoryName, Tag};
 
 /// Identity of a file's state: if any of these change the content may have changed.
@@ -178,7 +178,9 @@ impl Storage for FsStorage {
     type Writer = fs::File;
 
     async fn blob_size(&self, d: &Digest) -> StorageResult<Option<u64>> {
-        Ok(not_found(fs::metadata(self.blob_path(d)).await)?.map(|m| m.len()))
+        // metadata calls are short and served from the page cache: done inline rather than
+        // paying a blocking-pool hop (the request path of HEAD is a few of these)
+        Ok(not_found(std::fs::metadata(self.blob_path(d)))?.map(|m| m.len()))
     }
 
     async fn blob_open(&self, d: &Digest, offset: u64) -> StorageResult<Option<fs::File>> {
@@ -191,9 +193,9 @@ impl Storage for FsStorage {
         Ok(Some(f))
     }
 
-    async fn blob_verify(&self, d: &Digest) -> StorageResult<()> {
+    async fn blob_verify(&self, d: &Digest) -> StorageResult<Verification> {
         let path = self.blob_path(d);
-        let meta = fs::metadata(&path).await?;
+        let meta = std::fs::metadata(&path)?;
         let before = stamp(&meta);
         if self
             .verified
@@ -201,7 +203,7 @@ impl Storage for FsStorage {
             .map(|m| m.get(d) == Some(&before))
             .unwrap_or(false)
         {
-            return Ok(());
+            return Ok(Verification::Cached);
         }
         let alg = d.algorithm();
         let p = path.clone();
@@ -220,7 +222,7 @@ impl Storage for FsStorage {
                 m.insert(d.clone(), after);
             }
         }
-        Ok(())
+        Ok(Verification::Hashed)
     }
 
     async fn blob_quarantine(&self, d: &Digest) -> StorageResult<()> {
@@ -253,7 +255,7 @@ impl Storage for FsStorage {
         Ok(())
     }
 
-    async fn blob_list(&self) -> StorageResult<Vec<(Digest, u64)>> {
+    async fn blob_list(&self) -> StorageResult<Vec<(Digest, u64, std::time::SystemTime)>> {
         let mut out = Vec::new();
         for alg in DigestAlgorithm::all() {
             let adir = self.root.join("blobs").join(alg.name());
@@ -261,7 +263,8 @@ impl Storage for FsStorage {
                 for name in read_dir_names(&adir.join(&pre)).await? {
                     if let Some(d) = digest_from_file_name(alg.name(), &name) {
                         if let Some(m) = not_found(fs::metadata(self.blob_path(&d)).await)? {
-                            out.push((d, m.len()));
+                            let t = m.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+                            out.push((d, m.len(), t));
                         }
                     }
                 }
@@ -335,6 +338,12 @@ impl Storage for FsStorage {
             fs::File::open(&data).await?.sync_data().await?;
             fs::create_dir_all(dst.parent().ok_or_else(|| io::Error::other("no parent"))?).await?;
             fs::rename(&data, &dst).await?;
+            // the caller proved the digest on the way in: remember it as verified
+            if let Ok(m) = std::fs::metadata(&dst) {
+                if let Ok(mut v) = self.verified.lock() {
+                    v.insert(d.clone(), stamp(&m));
+                }
+            }
         }
         not_found(fs::remove_dir_all(&dir).await)?;
         Ok(())
@@ -361,7 +370,7 @@ impl Storage for FsStorage {
         kind: LinkKind,
         d: &Digest,
     ) -> StorageResult<bool> {
-        Ok(not_found(fs::metadata(self.link_path(repo, kind, d)).await)?.is_some())
+        Ok(not_found(std::fs::metadata(self.link_path(repo, kind, d)))?.is_some())
     }
 
     async fn unlink(
@@ -395,7 +404,7 @@ impl Storage for FsStorage {
 
     async fn tag_get(&self, repo: &RepositoryName, tag: &Tag) -> StorageResult<Option<Digest>> {
         let p = self.repo_dir(repo).join("_tags").join(tag.as_str());
-        Ok(not_found(fs::read_to_string(p).await)?.and_then(|s| Digest::parse(s.trim()).ok()))
+        Ok(not_found(std::fs::read_to_string(p))?.and_then(|s| Digest::parse(s.trim()).ok()))
     }
 
     async fn tag_delete(&self, repo: &RepositoryName, tag: &Tag) -> StorageResult<bool> {

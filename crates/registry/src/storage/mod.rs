@@ -30,6 +30,16 @@ pub enum StorageError {
 /// Result alias for storage calls.
 pub type StorageResult<T> = Result<T, StorageError>;
 
+/// How a blob's integrity was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// Hashed now.
+    Hashed,
+    /// Known good: hashed when committed or at an earlier read, and unchanged on disk since
+    /// (same inode, size, mtime and ctime).
+    Cached,
+}
+
 /// What a repository link points at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkKind {
@@ -55,16 +65,19 @@ pub trait Storage: Send + Sync + 'static {
         offset: u64,
     ) -> impl Future<Output = StorageResult<Option<Self::Reader>>> + Send;
     /// Checks the blob's bytes against its digest (backends may cache a positive answer while
-    /// the stored object is unchanged). `Err(Corrupt)` when it does not match.
-    fn blob_verify(&self, d: &Digest) -> impl Future<Output = StorageResult<()>> + Send;
+    /// the stored object is unchanged, including from when it was committed). `Err(Corrupt)`
+    /// when it does not match; `Ok(Verification::Hashed)` when the bytes were just hashed.
+    fn blob_verify(&self, d: &Digest) -> impl Future<Output = StorageResult<Verification>> + Send;
     /// Moves a corrupt blob out of the way so it is neither served nor counted as present.
     fn blob_quarantine(&self, d: &Digest) -> impl Future<Output = StorageResult<()>> + Send;
     /// Stores bytes the caller has verified hash to `d` (manifests).
     fn blob_put(&self, d: &Digest, bytes: &[u8]) -> impl Future<Output = StorageResult<()>> + Send;
     /// Deletes a committed blob (garbage collection).
     fn blob_delete(&self, d: &Digest) -> impl Future<Output = StorageResult<()>> + Send;
-    /// Every committed blob with its size.
-    fn blob_list(&self) -> impl Future<Output = StorageResult<Vec<(Digest, u64)>>> + Send;
+    /// Every committed blob with its size and when it was last written.
+    fn blob_list(
+        &self,
+    ) -> impl Future<Output = StorageResult<Vec<(Digest, u64, std::time::SystemTime)>>> + Send;
 
     /// Starts an upload session `id` for `repo`.
     fn upload_create(
