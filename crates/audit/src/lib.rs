@@ -72,6 +72,7 @@ mod query;
 mod rate_limit;
 mod record;
 mod redact;
+pub mod rules;
 pub mod syslog;
 mod tail;
 mod timestamp;
@@ -91,6 +92,7 @@ pub use query::{RecordFilter, Records};
 pub use rate_limit::{Admission, RateLimiter, Suppressed, OVERFLOW_KEY};
 pub use record::{Checkpoint, Record, RecordHash, RecordHashError, MAX_LINE_BYTES};
 pub use redact::{Redacted, REDACTED};
+pub use rules::{Rule, RuleError, RuleSet};
 pub use timestamp::{Timestamp, TimestampError};
 pub use verify::{
     verify, verify_signed, verify_with, BreakKind, ChainBreak, FileReport, VerifyOptions,

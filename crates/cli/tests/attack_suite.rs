@@ -128,8 +128,9 @@ fn traversable_dir(prefix: &str) -> tempfile::TempDir {
     dir
 }
 
-/// Runs the suite in `palisade run` with every default; returns its results.
-fn under_palisade(targets: &Targets) -> Vec<Result> {
+/// Runs the suite in `palisade run` with every default; returns its results and the directory
+/// holding the store (and so its audit logs).
+fn under_palisade(targets: &Targets) -> (Vec<Result>, tempfile::TempDir) {
     let dir = traversable_dir("attack-palisade");
     let store_root = dir.path().join("store");
     let run_root = dir.path().join("run");
@@ -160,7 +161,78 @@ fn under_palisade(targets: &Targets) -> Vec<Result> {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    results
+    (results, dir)
+}
+
+/// The records of an audit log, as JSON values.
+fn records(path: &Path) -> Vec<Value> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// Row 10: what the attacks tried is in the audit log, for the right container, and the
+/// chain verifies.
+fn check_audit_trail(store_root: &Path) {
+    let engine = records(&store_root.join("audit/engine.log"));
+    let runtime = records(&store_root.join("audit/runtime.log"));
+    let created = runtime
+        .iter()
+        .find(|r| r["event"]["kind"] == "container_created")
+        .expect("the runtime recorded the container");
+    let id = created["event"]["container_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let denied: Vec<&Value> = engine
+        .iter()
+        .filter(|r| r["event"]["kind"] == "seccomp_violation")
+        .collect();
+    eprintln!(
+        "audit trail: {} seccomp_violation records: {:?}",
+        denied.len(),
+        denied
+            .iter()
+            .map(|r| format!(
+                "{}x{}",
+                r["event"]["syscall"].as_str().unwrap_or("?"),
+                r["event"]["count"]
+            ))
+            .collect::<Vec<_>>()
+    );
+    for syscall in ["kexec_load", "init_module", "bpf", "mount"] {
+        let record = denied
+            .iter()
+            .find(|r| r["event"]["syscall"] == syscall)
+            .unwrap_or_else(|| panic!("no seccomp_violation for {syscall}: {denied:#?}"));
+        assert_eq!(record["event"]["container_id"], id.as_str());
+        assert!(record["event"]["count"].as_u64().unwrap() >= 1);
+        assert_eq!(record["event"]["decision"], "deny");
+    }
+    let oom = runtime
+        .iter()
+        .find(|r| r["event"]["kind"] == "oom_killed")
+        .expect("the memory hog's OOM kill is recorded");
+    assert_eq!(oom["event"]["container_id"], id.as_str());
+    let pids = runtime
+        .iter()
+        .find(|r| r["event"]["kind"] == "pids_limit_hit")
+        .expect("the fork bomb's pids-limit hits are recorded");
+    assert_eq!(pids["event"]["container_id"], id.as_str());
+    assert!(pids["event"]["count"].as_u64().unwrap() >= 1);
+    let verified = Command::new(PALISADE)
+        .arg("--root")
+        .arg(store_root)
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
 }
 
 /// Runs the suite under runc with the config `runc spec` writes (rootfs and args set).
@@ -240,7 +312,7 @@ fn every_attack_is_blocked_under_palisade_defaults_and_runc_is_recorded() {
         return;
     }
     let targets = Targets::new();
-    let palisade = under_palisade(&targets);
+    let (palisade, store_dir) = under_palisade(&targets);
     let mut report = table("palisade run (defaults)", &palisade);
     let runc = under_runc(&targets);
     match &runc {
@@ -282,6 +354,7 @@ fn every_attack_is_blocked_under_palisade_defaults_and_runc_is_recorded() {
         exposed.is_empty(),
         "attacks got through under palisade run defaults: {exposed:#?}"
     );
+    check_audit_trail(&store_dir.path().join("store"));
     if let Some(runc) = runc {
         // runc's defaults differ (no user namespace, no seccomp, no limits): the suite must
         // see that, or it is not testing anything.

@@ -425,6 +425,14 @@ impl Engine {
             },
             options,
         )?;
+        let mut built = built;
+        if nix::unistd::geteuid().is_root() {
+            // Denied dangerous syscalls go to the monitor's seccomp agent, which records them.
+            crate::seccomp_agent::route_denials(
+                &mut built.spec,
+                &crate::seccomp_agent::listener_path(id.as_str()),
+            );
+        }
         let config_path = dir.join("bundle").join("config.json");
         let bytes = serde_json::to_vec_pretty(&built.spec).map_err(|e| EngineError::Io {
             operation: "encode",

@@ -290,6 +290,8 @@ fn supervise(
         pump(err_read, Stream::Stderr, Arc::clone(&log), tee).map_err(spawn_error)?,
     ];
 
+    // The seccomp agent must listen before the runtime connects to it.
+    let agent = start_seccomp_agent(engine, &dir, id)?;
     let mut create = runtime.command(Some(&runtime_log));
     create
         .arg("create")
@@ -343,9 +345,36 @@ fn supervise(
     });
     let code = wait_for(init.pid)?;
     signal_target.store(0, Ordering::SeqCst);
+    if let Some(agent) = agent {
+        agent.stop();
+    }
     drop(held_stdin);
     drain(pumps);
     Ok(code)
+}
+
+/// Starts the seccomp agent when the container's config routes denials to one.
+fn start_seccomp_agent(
+    engine: &Engine,
+    dir: &Path,
+    id: &ContainerId,
+) -> Result<Option<crate::seccomp_agent::Agent>, EngineError> {
+    let config: Option<oci_spec::runtime::Spec> = fs::read(dir.join("bundle").join("config.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let listener = config
+        .as_ref()
+        .and_then(|spec| spec.linux().as_ref())
+        .and_then(|linux| linux.seccomp().as_ref())
+        .and_then(|seccomp| seccomp.listener_path().clone());
+    let Some(path) = listener else {
+        return Ok(None);
+    };
+    crate::seccomp_agent::Agent::start(&path, &engine.paths().engine_audit_log(), id.as_str())
+        .map(Some)
+        .map_err(|e| EngineError::Monitor {
+            message: format!("cannot start the seccomp agent at {}: {e}", path.display()),
+        })
 }
 
 /// Waits (as the subreaper) for `pid`, reaping whatever else exits meanwhile; its exit code,
