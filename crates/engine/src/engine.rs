@@ -531,6 +531,8 @@ impl Engine {
             if runtime.has_state(id.as_str()) {
                 let _ = runtime.delete_force(id.as_str());
             }
+            // Listening before the runtime connects; stopped (and flushed) when this returns.
+            let _agent = monitor::start_seccomp_agent(self, &dir, id)?;
             let mut child = runtime
                 .command(Some(&runtime_log))
                 .arg("run")

@@ -354,7 +354,7 @@ fn supervise(
 }
 
 /// Starts the seccomp agent when the container's config routes denials to one.
-fn start_seccomp_agent(
+pub(crate) fn start_seccomp_agent(
     engine: &Engine,
     dir: &Path,
     id: &ContainerId,

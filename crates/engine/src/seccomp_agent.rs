@@ -94,9 +94,21 @@ impl Agent {
             audit_log: audit_log.to_path_buf(),
             container_id: container_id.to_owned(),
         };
-        let thread = std::thread::Builder::new()
+        // The thread must never take a signal meant for the monitor (which forwards them to
+        // the container): it starts with every signal blocked, inherited from this mask.
+        use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+        let mut previous = SigSet::empty();
+        pthread_sigmask(
+            SigmaskHow::SIG_BLOCK,
+            Some(&SigSet::all()),
+            Some(&mut previous),
+        )
+        .map_err(io::Error::from)?;
+        let spawned = std::thread::Builder::new()
             .name("seccomp-agent".into())
-            .spawn(move || worker.run())?;
+            .spawn(move || worker.run());
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None).map_err(io::Error::from)?;
+        let thread = spawned?;
         Ok(Agent {
             stop,
             thread: Some(thread),

@@ -17,7 +17,7 @@ use crate::{output, Session};
 /// How often followed files are checked for new records.
 const POLL: Duration = Duration::from_millis(250);
 
-/// Stream audit events live (like `tail -f` over the engine and runtime logs)
+/// Stream audit events live (like `tail -f` over the engine, runtime and registry logs)
 ///
 /// Prints each new record as it is written (a line of text, or one JSON object per line with
 /// --format json), from now on, or from --since. With --rules FILE, a TOML rule file turns
@@ -25,7 +25,7 @@ const POLL: Duration = Duration::from_millis(250);
 /// to the engine's audit log (and so printed too). See `palisade_audit::rules` for the format.
 #[derive(Debug, Args)]
 pub(crate) struct EventsArgs {
-    /// Log files to follow (default: the store's engine.log and runtime.log)
+    /// Log files to follow (default: the store's engine.log, runtime.log and registry.log)
     #[arg(value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
     /// Alert rules (TOML: [[rule]] name, kind, container, threshold, window)
@@ -49,7 +49,11 @@ struct Followed {
 pub(crate) fn run(session: &Session, args: EventsArgs) -> anyhow::Result<i32> {
     let dir = audit_dir(session)?;
     let files = if args.files.is_empty() {
-        vec![dir.join("engine.log"), dir.join("runtime.log")]
+        vec![
+            dir.join("engine.log"),
+            dir.join("runtime.log"),
+            dir.join("registry.log"),
+        ]
     } else {
         args.files.clone()
     };
