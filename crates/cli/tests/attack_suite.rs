@@ -143,6 +143,7 @@ fn under_palisade(targets: &Targets) -> (Vec<Result>, tempfile::TempDir) {
         &ImportOptions::default(),
     )
     .unwrap();
+    check_created_container(&store_root, &run_root);
     let output = Command::new(PALISADE)
         .arg("--root")
         .arg(&store_root)
@@ -162,6 +163,46 @@ fn under_palisade(targets: &Targets) -> (Vec<Result>, tempfile::TempDir) {
         String::from_utf8_lossy(&output.stderr)
     );
     (results, dir)
+}
+
+/// `palisade check NAME` reads a created container's config from the engine: rows 3-10
+/// covered under the defaults.
+fn check_created_container(store_root: &Path, run_root: &Path) {
+    let palisade = |args: &[&str]| {
+        Command::new(PALISADE)
+            .arg("--root")
+            .arg(store_root)
+            .args(args)
+            .env("PALISADE_RUNTIME", RUNTIME)
+            .env("PALISADE_RUNTIME_ROOT", run_root)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let created = palisade(&["create", "--name", "probe", "attacks:latest", "/bin/true"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let checked = palisade(&["--format", "json", "check", "--strict", "probe"]);
+    let _ = palisade(&["rm", "-f", "probe"]);
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let report: Value = serde_json::from_slice(&checked.stdout).unwrap();
+    assert!(report["subject"]
+        .as_str()
+        .unwrap()
+        .starts_with("container "));
+    for row in report["threats"].as_array().unwrap() {
+        if row["number"].as_u64().unwrap() >= 3 {
+            assert_eq!(row["coverage"], "covered", "{row}");
+        }
+    }
 }
 
 /// The records of an audit log, as JSON values.

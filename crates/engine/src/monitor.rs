@@ -447,12 +447,29 @@ fn start_failed(
     let _ = engine
         .records()
         .update(&record.id, |r| r.error = Some(message.clone()));
+    record_event(
+        engine,
+        palisade_audit::Event::ContainerStartFailed {
+            actor: palisade_audit::Actor::current_process(),
+            container_id: record.id.as_str().to_owned(),
+            reason: message.clone(),
+        },
+    );
     on_start(&StartReport {
         started: false,
         code: Some(code),
         message: Some(message),
     });
     Ok(code)
+}
+
+/// Appends `event` to the engine's audit log. The container has already started or stopped,
+/// so a failure cannot undo anything: it is reported as a warning.
+fn record_event(engine: &Engine, event: palisade_audit::Event) {
+    let path = engine.paths().engine_audit_log();
+    if let Err(error) = crate::audit::open_log(&path).and_then(|mut log| log.append(event)) {
+        tracing::warn!(%error, "failed to append to the engine's audit log");
+    }
 }
 
 /// Records the end of a run and tidies up: runtime state, overlay mount, and for `--rm` the
@@ -474,6 +491,21 @@ fn finish(
     }
     if let Err(e) = engine.overlay(record).unmount() {
         problems.push(e.to_string());
+    }
+    if let Some(code) = code {
+        let signal = (code > 128)
+            .then(|| Signal::try_from(code - 128).ok())
+            .flatten()
+            .map(|signal| signal.as_str().to_owned());
+        record_event(
+            engine,
+            palisade_audit::Event::ContainerStopped {
+                actor: palisade_audit::Actor::current_process(),
+                container_id: id.as_str().to_owned(),
+                exit_code: Some(code),
+                signal,
+            },
+        );
     }
     let (unix, text) = now();
     let updated = engine.records().update(id, |r| {
