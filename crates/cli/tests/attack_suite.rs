@@ -263,6 +263,16 @@ fn check_audit_trail(store_root: &Path) {
         .expect("the fork bomb's pids-limit hits are recorded");
     assert_eq!(pids["event"]["container_id"], id.as_str());
     assert!(pids["event"]["count"].as_u64().unwrap() >= 1);
+    let stopped = engine
+        .iter()
+        .find(|r| {
+            r["event"]["kind"] == "container_stopped" && r["event"]["container_id"] == id.as_str()
+        })
+        .expect("the container's end is recorded");
+    assert_eq!(
+        stopped["event"]["exit_code"], 0,
+        "the suite exits 0 when all is blocked"
+    );
     let verified = Command::new(PALISADE)
         .arg("--root")
         .arg(store_root)
