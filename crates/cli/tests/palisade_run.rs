@@ -1086,6 +1086,13 @@ fn run_pulls_an_image_the_store_lacks() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "pulled-and-ran");
     assert!(stderr(&out).contains("pulling"), "{}", stderr(&out));
+    // The pull and the push are in the audit log, with the manifest digest.
+    let pulled = fresh.engine_audit();
+    assert!(
+        pulled.contains("\"kind\":\"image_pulled\"") && pulled.contains(&remote),
+        "{pulled}"
+    );
+    assert!(source.engine_audit().contains("\"kind\":\"image_pushed\""));
     // An image the registry does not have is a 125 with the registry's answer.
     let missing = fresh.run(&[
         "run",

@@ -144,6 +144,18 @@ pub(crate) fn audit_dir(session: &Session) -> anyhow::Result<PathBuf> {
     Ok(root.join("audit"))
 }
 
+/// Records `event` in the store's engine log (`PALISADE_AUDIT_*` settings). An error means the
+/// event could not be written: the caller reports it as the command's failure.
+pub(crate) fn record(session: &Session, event: palisade_audit::Event) -> anyhow::Result<()> {
+    let path = audit_dir(session)?.join("engine.log");
+    let kind = event.kind();
+    palisade_audit::LogConfig::from_env()?
+        .open(&path)
+        .and_then(|mut log| log.append(event))
+        .with_context(|| format!("cannot record {kind} in the audit log {}", path.display()))?;
+    Ok(())
+}
+
 /// The store's streams: for `engine` and `runtime`, the archives oldest first, then the live
 /// file. Streams with no file at all are left out.
 pub(crate) fn default_streams(dir: &Path) -> Vec<Vec<PathBuf>> {

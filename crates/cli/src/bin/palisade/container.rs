@@ -362,8 +362,17 @@ fn pull_if_missing(session: &Session, args: &ContainerArgs) -> Result<(), Failur
     }
     let options = args.registry.client_options().map_err(fail)?;
     let bars = crate::pull::TransferBars::new(false, "pulling");
-    palisade_image::distribution::pull(&store, &reference, &options, &bars)
+    let report = palisade_image::distribution::pull(&store, &reference, &options, &bars)
         .map_err(|e| fail(anyhow::Error::new(e).context(format!("failed to pull {reference}"))))?;
+    crate::audit::record(
+        session,
+        palisade_audit::Event::ImagePulled {
+            actor: palisade_audit::Actor::current_process(),
+            reference: reference.to_string(),
+            digest: report.digest.to_string(),
+        },
+    )
+    .map_err(fail)?;
     Ok(())
 }
 
