@@ -937,6 +937,11 @@ fn a_container_whose_cli_was_killed_can_still_be_stopped_and_removed() {
     child.wait().unwrap();
     let ps = p.ok(&["ps"]);
     assert!(ps.contains("orphan") && ps.contains("Up"), "{ps}");
+    // Its seccomp agent died with the monitor: exec still works (and is still confined).
+    assert_eq!(
+        p.ok(&["exec", "orphan", "echo", "still-here"]).trim(),
+        "still-here"
+    );
     p.ok(&["stop", "-t", "1", "orphan"]);
     let ps = p.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited"), "{ps}");

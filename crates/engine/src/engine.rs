@@ -847,6 +847,14 @@ impl Engine {
         let runtime = self.runtime()?;
         let dir = self.paths.container(&record.id);
         let exec_log = dir.join(format!("exec-{}.log", std::process::id()));
+        // A container whose monitor is gone has no seccomp agent: serve this exec's filter
+        // from here while it runs (afterwards the kernel answers ENOSYS: still refused).
+        let monitored = record.monitor.is_some_and(|monitor| monitor.alive());
+        let _agent = if monitored {
+            None
+        } else {
+            monitor::start_seccomp_agent(self, &dir, &record.id)?
+        };
         let mut command = runtime.command(Some(&exec_log));
         command.arg("exec");
         if request.tty {
