@@ -1114,3 +1114,24 @@ fn run_pulls_an_image_the_store_lacks() {
         stderr(&missing)
     );
 }
+
+#[test]
+fn a_relaxation_the_audit_log_cannot_record_is_refused() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    // A directory where the engine's log should be: every append fails.
+    fs::create_dir_all(p.root().join("audit/engine.log")).unwrap();
+    let out = p.run(&["create", "--privileged", "busybox", "true"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot record a relaxed default in the audit log"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(p.ok(&["ps", "-a", "-q"]), "", "nothing was created");
+    // With nothing relaxed there is nothing to record: the defaults still run.
+    let out = p.run(&["create", "busybox", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
