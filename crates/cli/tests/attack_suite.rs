@@ -62,8 +62,12 @@ struct Targets {
 
 impl Targets {
     fn new() -> Targets {
-        let process = Command::new("sleep").arg("600").spawn().unwrap();
-        let shm_id = palisade_sys::ipc::shm_create().unwrap();
+        // What cannot be undone if a later step fails comes last: the abstract socket closes
+        // with the test, the queue is unlinked if the segment cannot be made.
+        let abstract_name = format!("palisade-attack-{}", std::process::id());
+        let listener =
+            UnixListener::bind_addr(&SocketAddr::from_abstract_name(&abstract_name).unwrap())
+                .unwrap();
         let mq_name = format!("/palisade-attack-{}", std::process::id());
         nix::mqueue::mq_open(
             mq_name.as_str(),
@@ -72,10 +76,18 @@ impl Targets {
             Some(&nix::mqueue::MqAttr::new(0, 4, 64, 0)),
         )
         .unwrap();
-        let abstract_name = format!("palisade-attack-{}", std::process::id());
-        let listener =
-            UnixListener::bind_addr(&SocketAddr::from_abstract_name(&abstract_name).unwrap())
-                .unwrap();
+        let shm_id = palisade_sys::ipc::shm_create().unwrap_or_else(|error| {
+            let _ = nix::mqueue::mq_unlink(mq_name.as_str());
+            panic!("cannot create a SysV segment: {error}")
+        });
+        let process = match Command::new("sleep").arg("600").spawn() {
+            Ok(process) => process,
+            Err(error) => {
+                let _ = nix::mqueue::mq_unlink(mq_name.as_str());
+                let _ = palisade_sys::ipc::shm_remove(shm_id);
+                panic!("cannot start a host process: {error}")
+            }
+        };
         Targets {
             process,
             shm_id,

@@ -952,6 +952,10 @@ fn a_container_whose_cli_was_killed_can_still_be_stopped_and_removed() {
         .contains(&id));
     p.ok(&["rm", "orphan"]);
     assert_eq!(p.ok(&["ps", "-a", "-q"]), "");
+    assert!(
+        !palisade_engine::seccomp_agent::listener_path(&id).exists(),
+        "the seccomp agent's socket is removed with the container"
+    );
 }
 
 #[test]

@@ -768,6 +768,8 @@ impl Engine {
             }
             .into());
         }
+        // The seccomp agent's socket, left behind if its monitor was killed.
+        let _ = fs::remove_file(crate::seccomp_agent::listener_path(record.id.as_str()));
         fs::remove_dir_all(&dir).map_err(io_error("remove", &dir))
     }
 
