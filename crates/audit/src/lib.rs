@@ -54,11 +54,33 @@
 //! The chain makes any edit, deletion, reordering or insertion of records detectable, except:
 //! records cut from the end of the newest file, and a chain rewritten wholesale with recomputed
 //! hashes by someone who can write the file. Ship [`Checkpoint`]s off the host (a collector)
-//! and verify against them ([`VerifyOptions`]) to cover those. Files are created 0600 in 0700
+//! and verify against them ([`VerifyOptions`]) to cover those, and/or let writers seal the
+//! chain with signed checkpoint records ([`AuditLog::with_checkpoints`], [`checkpoint`]):
+//! [`verify_signed`] with the public key then proves every record up to the last good
+//! signature, even against someone who rewrote the whole file. Files are created 0600 in 0700
 //! directories.
 //!
 //! Secrets never belong in the log: callers pass tokens and passwords only inside
 //! [`Redacted`], which writes `"[redacted]"` wherever it is displayed or serialized.
+//!
+//! # Recording an event from another crate
+//!
+//! ```no_run
+//! use palisade_audit::{Actor, Decision, Event, LogConfig, SignatureOutcome};
+//!
+//! // PALISADE_AUDIT_FSYNC / PALISADE_AUDIT_KEY / PALISADE_AUDIT_CHECKPOINT_EVERY apply.
+//! let mut log = LogConfig::from_env()?.open("/var/lib/palisade/audit/engine.log")?;
+//! log.append(Event::SignatureVerdict {
+//!     actor: Actor::current_process(),
+//!     reference: "registry.example/app:1.2".into(),
+//!     digest: "sha256:…".into(),
+//!     verdict: SignatureOutcome::Refused,
+//!     decision: Decision::Deny,
+//!     key_id: None,
+//!     reason: Some("no signature by a trusted key".into()),
+//! })?; // an Err here (full disk, ...) must fail the operation being recorded
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![forbid(unsafe_code)]
 
@@ -72,6 +94,7 @@ mod query;
 mod rate_limit;
 mod record;
 mod redact;
+pub mod rules;
 pub mod syslog;
 mod tail;
 mod timestamp;
@@ -91,6 +114,7 @@ pub use query::{RecordFilter, Records};
 pub use rate_limit::{Admission, RateLimiter, Suppressed, OVERFLOW_KEY};
 pub use record::{Checkpoint, Record, RecordHash, RecordHashError, MAX_LINE_BYTES};
 pub use redact::{Redacted, REDACTED};
+pub use rules::{Rule, RuleError, RuleSet};
 pub use timestamp::{Timestamp, TimestampError};
 pub use verify::{
     verify, verify_signed, verify_with, BreakKind, ChainBreak, FileReport, VerifyOptions,

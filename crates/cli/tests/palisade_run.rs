@@ -973,6 +973,11 @@ fn a_container_whose_cli_was_killed_can_still_be_stopped_and_removed() {
     child.wait().unwrap();
     let ps = p.ok(&["ps"]);
     assert!(ps.contains("orphan") && ps.contains("Up"), "{ps}");
+    // Its seccomp agent died with the monitor: exec still works (and is still confined).
+    assert_eq!(
+        p.ok(&["exec", "orphan", "echo", "still-here"]).trim(),
+        "still-here"
+    );
     p.ok(&["stop", "-t", "1", "orphan"]);
     let ps = p.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited"), "{ps}");
@@ -983,6 +988,10 @@ fn a_container_whose_cli_was_killed_can_still_be_stopped_and_removed() {
         .contains(&id));
     p.ok(&["rm", "orphan"]);
     assert_eq!(p.ok(&["ps", "-a", "-q"]), "");
+    assert!(
+        !palisade_engine::seccomp_agent::listener_path(&id).exists(),
+        "the seccomp agent's socket is removed with the container"
+    );
 }
 
 #[test]
@@ -1122,6 +1131,13 @@ fn run_pulls_an_image_the_store_lacks() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "pulled-and-ran");
     assert!(stderr(&out).contains("pulling"), "{}", stderr(&out));
+    // The pull and the push are in the audit log, with the manifest digest.
+    let pulled = fresh.engine_audit();
+    assert!(
+        pulled.contains("\"kind\":\"image_pulled\"") && pulled.contains(&remote),
+        "{pulled}"
+    );
+    assert!(source.engine_audit().contains("\"kind\":\"image_pushed\""));
     // An image the registry does not have is a 125 with the registry's answer.
     let missing = fresh.run(&[
         "run",
@@ -1404,4 +1420,25 @@ fn a_full_disk_fails_clearly_and_leaves_the_store_consistent() {
     let out = palisade(&["image", "import", rootfs.to_str().unwrap(), "big:1"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(code(&palisade(&["system", "check"])), 0);
+}
+
+#[test]
+fn a_relaxation_the_audit_log_cannot_record_is_refused() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    // A directory where the engine's log should be: every append fails.
+    fs::create_dir_all(p.root().join("audit/engine.log")).unwrap();
+    let out = p.run(&["create", "--privileged", "busybox", "true"]);
+    assert_eq!(code(&out), 125, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot record a relaxed default in the audit log"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(p.ok(&["ps", "-a", "-q"]), "", "nothing was created");
+    // With nothing relaxed there is nothing to record: the defaults still run.
+    let out = p.run(&["create", "busybox", "true"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
 }

@@ -551,6 +551,14 @@ impl Engine {
             },
             options,
         )?;
+        let mut built = built;
+        if nix::unistd::geteuid().is_root() {
+            // Denied dangerous syscalls go to the monitor's seccomp agent, which records them.
+            crate::seccomp_agent::route_denials(
+                &mut built.spec,
+                &crate::seccomp_agent::listener_path(id.as_str()),
+            );
+        }
         let config_path = dir.join("bundle").join("config.json");
         let bytes = serde_json::to_vec_pretty(&built.spec).map_err(|e| EngineError::Io {
             operation: "encode",
@@ -757,6 +765,8 @@ impl Engine {
                 path: runtime.path.clone(),
                 source,
             };
+            // Listening before the runtime connects; stopped (and flushed) when this returns.
+            let _agent = monitor::start_seccomp_agent(self, &dir, id)?;
             let raw = crate::console::RawTerminal::enter();
             let pump = monitor::pump(out_read, crate::logs::Stream::Stdout, log, true)
                 .map_err(spawn_error)?;
@@ -995,6 +1005,8 @@ impl Engine {
             }
             .into());
         }
+        // The seccomp agent's socket, left behind if its monitor was killed.
+        let _ = fs::remove_file(crate::seccomp_agent::listener_path(record.id.as_str()));
         fs::remove_dir_all(&dir).map_err(io_error("remove", &dir))
     }
 
@@ -1088,6 +1100,14 @@ impl Engine {
         let runtime = self.runtime()?;
         let dir = self.paths.container(&record.id);
         let exec_log = dir.join(format!("exec-{}.log", std::process::id()));
+        // A container whose monitor is gone has no seccomp agent: serve this exec's filter
+        // from here while it runs (afterwards the kernel answers ENOSYS: still refused).
+        let monitored = record.monitor.is_some_and(|monitor| monitor.alive());
+        let _agent = if monitored {
+            None
+        } else {
+            monitor::start_seccomp_agent(self, &dir, &record.id)?
+        };
         let mut command = runtime.command(Some(&exec_log));
         command.arg("exec");
         if request.tty {

@@ -48,6 +48,7 @@ pub mod paths;
 pub mod record;
 pub mod rootfs;
 pub mod runtime;
+pub mod seccomp_agent;
 pub mod spec;
 pub mod users;
 pub mod volumes;

@@ -300,6 +300,8 @@ fn supervise(
         false => None,
     };
 
+    // The seccomp agent must listen before the runtime connects to it.
+    let agent = start_seccomp_agent(engine, &dir, id)?;
     let mut create = runtime.command(Some(&runtime_log));
     create
         .arg("create")
@@ -372,9 +374,36 @@ fn supervise(
     });
     let code = wait_for(init.pid)?;
     signal_target.store(0, Ordering::SeqCst);
+    if let Some(agent) = agent {
+        agent.stop();
+    }
     drop(held_stdin);
     drain(pumps);
     Ok(code)
+}
+
+/// Starts the seccomp agent when the container's config routes denials to one.
+pub(crate) fn start_seccomp_agent(
+    engine: &Engine,
+    dir: &Path,
+    id: &ContainerId,
+) -> Result<Option<crate::seccomp_agent::Agent>, EngineError> {
+    let config: Option<oci_spec::runtime::Spec> = fs::read(dir.join("bundle").join("config.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let listener = config
+        .as_ref()
+        .and_then(|spec| spec.linux().as_ref())
+        .and_then(|linux| linux.seccomp().as_ref())
+        .and_then(|seccomp| seccomp.listener_path().clone());
+    let Some(path) = listener else {
+        return Ok(None);
+    };
+    crate::seccomp_agent::Agent::start(&path, &engine.paths().engine_audit_log(), id.as_str())
+        .map(Some)
+        .map_err(|e| EngineError::Monitor {
+            message: format!("cannot start the seccomp agent at {}: {e}", path.display()),
+        })
 }
 
 /// Waits (as the subreaper) for `pid`, reaping whatever else exits meanwhile; its exit code,
@@ -447,12 +476,29 @@ fn start_failed(
     let _ = engine
         .records()
         .update(&record.id, |r| r.error = Some(message.clone()));
+    record_event(
+        engine,
+        palisade_audit::Event::ContainerStartFailed {
+            actor: palisade_audit::Actor::current_process(),
+            container_id: record.id.as_str().to_owned(),
+            reason: message.clone(),
+        },
+    );
     on_start(&StartReport {
         started: false,
         code: Some(code),
         message: Some(message),
     });
     Ok(code)
+}
+
+/// Appends `event` to the engine's audit log. The container has already started or stopped,
+/// so a failure cannot undo anything: it is reported as a warning.
+fn record_event(engine: &Engine, event: palisade_audit::Event) {
+    let path = engine.paths().engine_audit_log();
+    if let Err(error) = crate::audit::open_log(&path).and_then(|mut log| log.append(event)) {
+        tracing::warn!(%error, "failed to append to the engine's audit log");
+    }
 }
 
 /// Records the end of a run and tidies up: runtime state, overlay mount, and for `--rm` the
@@ -474,6 +520,21 @@ fn finish(
     }
     if let Err(e) = engine.overlay(record).unmount() {
         problems.push(e.to_string());
+    }
+    if let Some(code) = code {
+        let signal = (code > 128)
+            .then(|| Signal::try_from(code - 128).ok())
+            .flatten()
+            .map(|signal| signal.as_str().to_owned());
+        record_event(
+            engine,
+            palisade_audit::Event::ContainerStopped {
+                actor: palisade_audit::Actor::current_process(),
+                container_id: id.as_str().to_owned(),
+                exit_code: Some(code),
+                signal,
+            },
+        );
     }
     let (unix, text) = now();
     let updated = engine.records().update(id, |r| {

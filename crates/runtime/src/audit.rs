@@ -82,6 +82,18 @@ impl Auditor {
         }
     }
 
+    /// The container's pids limit refused `hits` forks (from the cgroup's `pids.events`).
+    pub fn pids_limit_hit(&mut self, state: &PersistedState, hits: u64, limit: Option<u64>) {
+        if hits > 0 {
+            self.record(Event::PidsLimitHit {
+                actor: Actor::process(u32::try_from(state.init_pid).unwrap_or(0), "container"),
+                container_id: Some(state.id.clone()),
+                limit,
+                count: hits,
+            });
+        }
+    }
+
     pub fn started(&mut self, state: &PersistedState) {
         self.record(Event::ContainerStarted {
             actor: Actor::current_process(),

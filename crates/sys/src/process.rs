@@ -182,6 +182,35 @@ pub fn set_umask(mask: u32) -> u32 {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask)).bits()
 }
 
+/// Tries `PTRACE_ATTACH` to `pid` and, if that worked, detaches again at once. For the attack
+/// suite: a container must not be able to trace a process outside it.
+pub fn ptrace_attach_detach(pid: i32) -> std::io::Result<()> {
+    // SAFETY: PTRACE_ATTACH takes only a pid (addr and data are ignored); it reads or writes
+    // no memory of this process.
+    let attached = unsafe {
+        libc::ptrace(
+            libc::PTRACE_ATTACH,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_void>(),
+        )
+    };
+    if attached < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above; PTRACE_DETACH with a data of 0 delivers no signal. The tracee may not
+    // have stopped yet, in which case detaching fails and it is released when we exit.
+    unsafe {
+        libc::ptrace(
+            libc::PTRACE_DETACH,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_void>(),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

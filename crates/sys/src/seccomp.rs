@@ -290,11 +290,15 @@ pub enum SyscallProbe {
     Syslog,
     /// `swapon(NULL, ~0)`: undefined flag bits.
     Swapon,
+    /// `kexec_load(0, 0, NULL, ~0)`: undefined flag bits.
+    KexecLoad,
+    /// `kexec_file_load(-1, -1, 0, NULL, ~0)`: undefined flag bits.
+    KexecFileLoad,
 }
 
 impl SyscallProbe {
     /// Every probe, for checks that try them all.
-    pub const ALL: [SyscallProbe; 24] = [
+    pub const ALL: [SyscallProbe; 26] = [
         Self::IoUringSetup,
         Self::IoUringEnter,
         Self::IoUringRegister,
@@ -319,6 +323,8 @@ impl SyscallProbe {
         Self::OpenByHandleAt,
         Self::Syslog,
         Self::Swapon,
+        Self::KexecLoad,
+        Self::KexecFileLoad,
     ];
 
     /// The system call's name, as seccomp profiles spell it.
@@ -348,6 +354,8 @@ impl SyscallProbe {
             Self::OpenByHandleAt => "open_by_handle_at",
             Self::Syslog => "syslog",
             Self::Swapon => "swapon",
+            Self::KexecLoad => "kexec_load",
+            Self::KexecFileLoad => "kexec_file_load",
         }
     }
 
@@ -381,6 +389,8 @@ impl SyscallProbe {
             Self::OpenByHandleAt => (libc::SYS_open_by_handle_at, [NONE, 0, 0, 0, 0, 0]),
             Self::Syslog => (libc::SYS_syslog, [UNKNOWN, 0, 0, 0, 0, 0]),
             Self::Swapon => (libc::SYS_swapon, [0, ALL_BITS, 0, 0, 0, 0]),
+            Self::KexecLoad => (libc::SYS_kexec_load, [0, 0, 0, ALL_BITS, 0, 0]),
+            Self::KexecFileLoad => (libc::SYS_kexec_file_load, [NONE, NONE, 0, 0, ALL_BITS, 0]),
         }
     }
 }
@@ -400,6 +410,17 @@ pub fn probe(probe: SyscallProbe) -> io::Result<libc::c_long> {
     } else {
         Ok(result)
     }
+}
+
+/// Reads the kernel's message buffer (`syslog(SYSLOG_ACTION_READ_ALL)`, what `dmesg` does)
+/// into `buffer`; returns how many bytes the kernel wrote. Containers must be refused.
+pub fn read_kernel_log(buffer: &mut [u8]) -> io::Result<usize> {
+    const SYSLOG_ACTION_READ_ALL: libc::c_int = 3;
+    let len = libc::c_int::try_from(buffer.len()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: the kernel writes at most `len` bytes into `buffer`, which is valid for writes of
+    // `buffer.len() >= len` bytes for the duration of the call; nothing else is touched.
+    let result = unsafe { libc::klogctl(SYSLOG_ACTION_READ_ALL, buffer.as_mut_ptr().cast(), len) };
+    usize::try_from(result).map_err(|_| io::Error::last_os_error())
 }
 
 #[cfg(test)]

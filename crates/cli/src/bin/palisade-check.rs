@@ -4,8 +4,10 @@
 //! Run it as a container's process (`palisade-check battery`) and it tries the escapes of
 //! THREATS.md rows 3-7 and 9 from the inside, printing one JSON line per attempt and exiting 1
 //! if any attempt got through. `status` prints what the process looks like from the inside
-//! (ids, capabilities, no_new_privs, seccomp, descriptors, namespaces). The test-suite and the
-//! demo use it; operators can too, to check a host's configuration.
+//! (ids, capabilities, no_new_privs, seccomp, descriptors, namespaces). `attacks` is the
+//! attack regression suite of THREATS.md rows 3-10 (see `attacks.rs`): one JSON line per
+//! attack with its row, blocked or not, and the errno. The test-suite and the demo use it;
+//! operators can too, to check a host's configuration.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,17 +18,23 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use serde_json::json;
 
+#[path = "palisade-check/attacks.rs"]
+mod attacks;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some("battery") => battery(&args[1..]),
+        Some("attacks") => attacks::run(&args[1..]),
+        Some("userns-child") => attacks::userns_child(),
+        Some("idle") => attacks::idle(),
         Some("status") => status(),
         Some("alloc") => alloc(args.get(1).and_then(|a| a.parse().ok()).unwrap_or(64)),
         Some("fork") => fork_many(args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100)),
         Some("openat") => openat(&args[1..]),
         Some("write") => write_file(&args[1..]),
         _ => {
-            eprintln!("usage: palisade-check battery [--host-pid N] [--shm-id N] [--abstract NAME] [--mq NAME] [--allow-fds N]\n       palisade-check status | alloc MIB | fork N | openat FD NAME | write PATH");
+            eprintln!("usage: palisade-check battery [--host-pid N] [--shm-id N] [--abstract NAME] [--mq NAME] [--allow-fds N]\n       palisade-check attacks [--host-pid N] [--shm-id N] [--abstract NAME] [--mq NAME] [--no-hogs]\n       palisade-check status | alloc MIB | fork N | openat FD NAME | write PATH");
             2
         }
     };

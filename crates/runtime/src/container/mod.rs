@@ -147,6 +147,34 @@ impl Container {
         (kills, limit)
     }
 
+    /// Forks the pids limit refused (the `max` count of `pids.events`, v1 or v2) and the
+    /// limit in force, for the audit log. Zero when there is no cgroup or no counter.
+    pub fn pids_report(&self) -> (u64, Option<u64>) {
+        let Ok(Some(cgroup)) = self.cgroup() else {
+            return (0, None);
+        };
+        let paths = cgroup.paths();
+        let hits = ["pids", "unified"]
+            .iter()
+            .filter_map(|controller| paths.get(*controller))
+            .filter_map(|dir| std::fs::read_to_string(dir.join("pids.events")).ok())
+            .find_map(|text| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix("max "))
+                    .and_then(|count| count.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        let limit = self
+            .state
+            .config
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.pids().as_ref())
+            .and_then(|p| u64::try_from(p.limit()).ok());
+        (hits, limit)
+    }
+
     pub(crate) fn require_cgroup(&self) -> Result<CgroupManager> {
         self.cgroup()?.ok_or_else(|| {
             RuntimeError::Unsupported(format!("container {:?} has no cgroup", self.state.id))

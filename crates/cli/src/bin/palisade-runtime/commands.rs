@@ -163,11 +163,14 @@ fn forwarded_signals() -> SigSet {
     set
 }
 
-/// Deletes a container, first noting an OOM kill in its cgroup for the audit log.
+/// Deletes a container, first noting OOM kills and pids-limit hits in its cgroup for the audit
+/// log.
 fn delete(container: Container, force: bool, audit: &mut Auditor) -> Result<()> {
     let (oom_kills, memory_limit) = container.oom_report();
+    let (pids_hits, pids_limit) = container.pids_report();
     let state = container.persisted().clone();
     container.delete(force)?;
+    audit.pids_limit_hit(&state, pids_hits, pids_limit);
     audit.deleted(&state, force, oom_kills, memory_limit);
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! `palisade audit verify|show|export|seal|rotate`: the audit log from the command line.
 //!
-//! Without FILE arguments the commands work on the store's streams, `<root>/audit/engine.log`
-//! and `<root>/audit/runtime.log`, each with its rotated archives (`engine.1.log`,
-//! `engine.2.log`, ... oldest first), as two independent chains.
+//! Without FILE arguments the commands work on the store's streams, `<root>/audit/engine.log`,
+//! `<root>/audit/runtime.log` and (when a registry writes one) `<root>/audit/registry.log`,
+//! each with its rotated archives (`engine.1.log`, `engine.2.log`, ... oldest first), as
+//! independent chains.
 
 use std::fs;
 use std::io::Write as _;
@@ -119,7 +120,7 @@ pub(crate) struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct StreamArgs {
-    /// Which log: engine or runtime, or a path
+    /// Which log: engine, runtime or registry, or a path
     #[arg(value_name = "LOG", default_value = "engine")]
     pub(crate) log: String,
 }
@@ -143,10 +144,22 @@ pub(crate) fn audit_dir(session: &Session) -> anyhow::Result<PathBuf> {
     Ok(root.join("audit"))
 }
 
+/// Records `event` in the store's engine log (`PALISADE_AUDIT_*` settings). An error means the
+/// event could not be written: the caller reports it as the command's failure.
+pub(crate) fn record(session: &Session, event: palisade_audit::Event) -> anyhow::Result<()> {
+    let path = audit_dir(session)?.join("engine.log");
+    let kind = event.kind();
+    palisade_audit::LogConfig::from_env()?
+        .open(&path)
+        .and_then(|mut log| log.append(event))
+        .with_context(|| format!("cannot record {kind} in the audit log {}", path.display()))?;
+    Ok(())
+}
+
 /// The store's streams: for `engine` and `runtime`, the archives oldest first, then the live
 /// file. Streams with no file at all are left out.
 pub(crate) fn default_streams(dir: &Path) -> Vec<Vec<PathBuf>> {
-    ["engine", "runtime"]
+    ["engine", "runtime", "registry"]
         .iter()
         .map(|name| stream_files(dir, name))
         .filter(|files| !files.is_empty())
@@ -437,7 +450,7 @@ fn export(session: &Session, args: ExportArgs) -> anyhow::Result<i32> {
 /// The live file of a stream named `engine`/`runtime`, or a path.
 fn stream_path(session: &Session, log: &str) -> anyhow::Result<PathBuf> {
     Ok(match log {
-        "engine" | "runtime" => audit_dir(session)?.join(format!("{log}.log")),
+        "engine" | "runtime" | "registry" => audit_dir(session)?.join(format!("{log}.log")),
         path => PathBuf::from(path),
     })
 }

@@ -62,6 +62,8 @@ pub(crate) enum Command {
     /// The tamper-evident audit log: verify, show, export (syslog or file), seal, rotate
     #[command(subcommand)]
     Audit(crate::audit::AuditCommand),
+    /// Stream audit events live (seccomp denials, OOM kills, relaxations, ...), with alert rules
+    Events(crate::events::EventsArgs),
     /// Which of the ten threats (THREATS.md) a container, an OCI bundle or `run` flags cover
     Check(crate::check::CheckArgs),
     /// The container commands (run, create, start, stop, kill, rm, ps, logs, exec, inspect, wait)

@@ -376,8 +376,17 @@ fn pull_missing_image(session: &Session, args: &ContainerArgs) -> Result<(), Fai
     }
     let options = args.registry.client_options().map_err(fail)?;
     let bars = crate::pull::TransferBars::new(false, "pulling");
-    crate::trust::pull_verified(&store, &reference, &options, &bars)
+    let report = crate::trust::pull_verified(&store, &reference, &options, &bars)
         .map_err(|e| fail(e.context(format!("failed to pull {reference}"))))?;
+    crate::audit::record(
+        session,
+        palisade_audit::Event::ImagePulled {
+            actor: palisade_audit::Actor::current_process(),
+            reference: reference.to_string(),
+            digest: report.digest.to_string(),
+        },
+    )
+    .map_err(fail)?;
     Ok(())
 }
 

@@ -6,6 +6,7 @@ mod audit;
 mod check;
 mod cli;
 mod container;
+mod events;
 mod image;
 mod key;
 mod login;
@@ -99,6 +100,7 @@ fn main() {
         Command::Container(command) => container::run(&session, command),
         Command::Audit(command) => audit::run(&session, command),
         Command::Check(args) => check::run(&session, args),
+        Command::Events(args) => events::run(&session, args),
     };
     std::process::exit(exit_code(result));
 }

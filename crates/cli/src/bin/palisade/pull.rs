@@ -87,6 +87,14 @@ pub(crate) fn pull(session: &Session, args: PullArgs) -> anyhow::Result<i32> {
     let bars = TransferBars::new(args.quiet, "pulling");
     let result = crate::trust::pull_verified(&store, &args.reference, &options, &bars);
     let report = result.with_context(|| format!("failed to pull {}", args.reference))?;
+    crate::audit::record(
+        session,
+        palisade_audit::Event::ImagePulled {
+            actor: palisade_audit::Actor::current_process(),
+            reference: args.reference.to_string(),
+            digest: report.digest.to_string(),
+        },
+    )?;
     match session.format {
         Format::Json => output::json(&report)?,
         Format::Table if args.quiet => output::line(&report.reference)?,

@@ -39,6 +39,14 @@ pub(crate) fn push(session: &Session, args: PushArgs) -> anyhow::Result<i32> {
             format!("failed to push {} to {destination}", args.source)
         }
     })?;
+    crate::audit::record(
+        session,
+        palisade_audit::Event::ImagePushed {
+            actor: palisade_audit::Actor::current_process(),
+            reference: destination.to_string(),
+            digest: report.digest.to_string(),
+        },
+    )?;
     match session.format {
         Format::Json => output::json(&report)?,
         Format::Table if args.quiet => output::line(&report.destination)?,
