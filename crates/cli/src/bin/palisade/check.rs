@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::Args;
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::Spec;
-use palisade_engine::check::{check, CheckReport, Coverage, EngineFacts};
+use palisade_engine::check::{check, CheckReport, Coverage, EngineFacts, Gate};
 use palisade_engine::spec::{build, SpecInputs};
 use palisade_engine::users::ResolvedUser;
 use palisade_engine::volumes::VolumeSource;
@@ -58,7 +58,7 @@ pub(crate) fn run(session: &Session, args: CheckArgs) -> anyhow::Result<i32> {
         (
             format!("palisade run {}", args.target.join(" ")),
             spec_for_run(&options)?,
-            EngineFacts::current_defaults(),
+            engine_facts(&options.image),
         )
     } else if let [container] = args.target.as_slice() {
         let (id, config) = crate::container::container_config(session, container)?;
@@ -67,11 +67,13 @@ pub(crate) fn run(session: &Session, args: CheckArgs) -> anyhow::Result<i32> {
         }
         let spec: Spec = serde_json::from_value(config)
             .with_context(|| format!("container {container}'s config is not an OCI config"))?;
-        (
-            format!("container {id}"),
-            spec,
-            EngineFacts::current_defaults(),
-        )
+        let image = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(palisade_engine::spec::IMAGE_ANNOTATION).cloned())
+            .unwrap_or_default();
+        let facts = engine_facts(&image);
+        (format!("container {id}"), spec, facts)
     } else {
         return Err(UsageError(
             "say what to check: one CONTAINER, --bundle DIR, or --run -- RUN-ARGS (see `palisade check --help`)".into(),
@@ -86,6 +88,51 @@ pub(crate) fn run(session: &Session, args: CheckArgs) -> anyhow::Result<i32> {
         .filter(|row| row.number >= 3)
         .all(|row| row.coverage == Coverage::Covered);
     Ok(if args.strict && !confined { 3 } else { 0 })
+}
+
+/// What `palisade run` enforces for `image` beyond its OCI config: the store verifies
+/// digests, the trust policy (as `run` would load it) decides signatures.
+fn engine_facts(image: &str) -> EngineFacts {
+    let mut facts = EngineFacts::current_defaults();
+    facts.signatures = signature_gate(image);
+    facts
+}
+
+/// Row 1: what the trust policy requires of `image`.
+fn signature_gate(image: &str) -> Gate {
+    use palisade_trust::Requirement;
+    let policy = match palisade_trust::Policy::locate(None) {
+        Ok(policy) => policy,
+        Err(e) => {
+            return Gate::Enforced(format!(
+                "the trust policy is invalid ({e}), so nothing runs"
+            ))
+        }
+    };
+    let source = policy.describe();
+    // An image named without a registry host is the store owner's own (scope `local`) unless
+    // it was pulled; a name with one is judged by its registry scope.
+    let reference = palisade_image::ImageReference::parse(image).ok();
+    let explicit_registry = image.split('/').next().is_some_and(|first| {
+        image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost")
+    });
+    let (scope, requirement) = match reference {
+        Some(reference) if explicit_registry => policy.requirement_for(&reference.repository()),
+        _ => ("local".to_owned(), policy.local_requirement().clone()),
+    };
+    match requirement {
+        Requirement::Signed { keys, threshold, .. } => Gate::Enforced(format!(
+            "{threshold} of {} trusted key(s) for scope {scope} ({source})",
+            keys.len()
+        )),
+        Requirement::Reject => Gate::Enforced(format!("scope {scope} rejects it ({source})")),
+        Requirement::InsecureAcceptAnything => Gate::Relaxed(format!(
+            "scope {scope} is insecure-accept-anything ({source})"
+        )),
+        Requirement::AcceptLocal => Gate::Relaxed(format!(
+            "a local image, trusted as the store owner's own ({source}; set \"local\": \"reject\" to refuse)"
+        )),
+    }
 }
 
 /// The config `palisade run` would write for `options`, with a placeholder image: security
