@@ -1,5 +1,6 @@
 #![forbid(unsafe_code)]
-//! `palisade-netprobe`: the attacks of the network tests, run from inside a container that
+//! `palisade-netprobe`: the attacks of the network tests (and a TCP throughput probe for the
+//! benchmark), run from inside a container that
 //! was given CAP_NET_RAW on purpose. Each subcommand forges raw Ethernet frames on a packet
 //! socket (or listens on one) and prints one JSON line saying what it did or saw; whether the
 //! attack worked is judged from outside (ARP caches, the bridge's forwarding table, what a
@@ -77,6 +78,19 @@ enum Attack {
         #[arg(long)]
         mac: String,
         #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
+    /// Throughput benchmark, receiving side: accepts one TCP connection on PORT and reads
+    /// until it closes
+    TcpSink {
+        #[arg(long)]
+        port: u16,
+    },
+    /// Throughput benchmark, sending side: writes to ADDRESS for SECONDS
+    TcpSource {
+        #[arg(long)]
+        to: std::net::SocketAddr,
+        #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
 }
@@ -228,7 +242,43 @@ fn count_frames(
     Ok(seen)
 }
 
+fn throughput(bytes: u64, elapsed: Duration) -> serde_json::Value {
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    json!({"bytes": bytes, "seconds": seconds, "gbit_per_s": bytes as f64 * 8.0 / seconds / 1e9})
+}
+
 fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
+    use std::io::{Read, Write};
+    match &cli.attack {
+        Attack::TcpSink { port } => {
+            let listener = std::net::TcpListener::bind(("0.0.0.0", *port))?;
+            let (mut stream, _) = listener.accept()?;
+            let start = Instant::now();
+            let mut buffer = vec![0u8; 1 << 20];
+            let mut total = 0u64;
+            loop {
+                let n = stream.read(&mut buffer)?;
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+            return Ok(throughput(total, start.elapsed()));
+        }
+        Attack::TcpSource { to, seconds } => {
+            let mut stream = std::net::TcpStream::connect_timeout(to, Duration::from_secs(5))?;
+            let buffer = vec![0x5au8; 1 << 20];
+            let start = Instant::now();
+            let mut total = 0u64;
+            while start.elapsed() < Duration::from_secs(*seconds) {
+                stream.write_all(&buffer)?;
+                total += buffer.len() as u64;
+            }
+            drop(stream);
+            return Ok(throughput(total, start.elapsed()));
+        }
+        _ => {}
+    }
     let socket = open(&cli.interface)?;
     match &cli.attack {
         Attack::Arp {
@@ -321,5 +371,6 @@ fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
             )?;
             Ok(json!({"attack": "sniff", "frames": seen}))
         }
+        Attack::TcpSink { .. } | Attack::TcpSource { .. } => bail!("handled above"),
     }
 }
