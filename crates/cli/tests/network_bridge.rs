@@ -264,3 +264,63 @@ fn concurrent_runs_get_distinct_addresses() {
     ips.dedup();
     assert_eq!(ips.len(), 5, "{leases}");
 }
+
+#[test]
+fn an_internal_network_forwards_nothing_and_publishes_nothing() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let name = unique("int");
+    let net = p.network(&name, "10.47.226.0/24", &["--internal"]);
+    let refused = p.run(&[
+        "run",
+        "--rm",
+        "--network",
+        &name,
+        "-p",
+        "47226:80",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(refused.status.code(), Some(125));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("is --internal"), "{message}");
+    let rules = host(&["nft", "list", "table", "inet", &format!("palisade-{name}")]);
+    assert!(!rules.contains("masquerade"), "{rules}");
+    assert!(
+        rules.contains(&format!("iifname \"{}\" counter", net.bridge)),
+        "{rules}"
+    );
+    // Containers on it still reach each other.
+    p.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        &name,
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let peer: Value = serde_json::from_str(&p.ok(&["inspect", "peer"])).unwrap();
+    let ip = peer[0]["network"]["ipv4"].as_str().unwrap().to_owned();
+    let page = p.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &name,
+        "busybox",
+        "wget",
+        "-q",
+        "-O-",
+        &format!("http://{ip}/passwd"),
+    ]);
+    assert!(page.contains("root:x:0:0"), "{page}");
+    assert!(p.ok(&["network", "ls"]).contains("internal"));
+}

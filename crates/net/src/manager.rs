@@ -211,9 +211,8 @@ impl Networks {
         let lock = self.store.lock()?;
         let definition = self.store.load(network)?;
         if definition.internal && !ports.is_empty() {
-            return Err(NetError::Nft {
-                operation: format!("publish ports on network {network}"),
-                stderr: "the network is --internal: nothing can reach it from outside".into(),
+            return Err(NetError::InternalPorts {
+                name: network.to_string(),
             });
         }
         let lease = self
@@ -240,8 +239,13 @@ impl Networks {
                 .ok_or_else(|| NetError::NoLease {
                     container: container.to_owned(),
                 })?;
-        let leases = self.store.leases(&network.name)?;
-        self.realize(&network, &leases)?;
+        let mut rtnl = Rtnl::open()?;
+        // `connect` set up the bridge and the rules; only after a reboot (or someone
+        // deleting the bridge) are they gone and made again here.
+        if rtnl.link_index(&network.bridge)?.is_none() {
+            let leases = self.store.leases(&network.name)?;
+            self.realize(&network, &leases)?;
+        }
         let path = format!("/proc/{pid}/ns/net");
         let netns: OwnedFd = fs::File::open(&path)
             .map_err(|source| NetError::Io {
@@ -250,7 +254,6 @@ impl Networks {
                 source,
             })?
             .into();
-        let mut rtnl = Rtnl::open()?;
         if let Some(stale) = rtnl.link_index(&lease.host_veth)? {
             rtnl.delete_link(stale)?;
         }
