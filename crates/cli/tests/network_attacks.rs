@@ -58,7 +58,7 @@ struct Setup {
     attacker: Container,
 }
 
-fn setup(tag: &str, subnet: &str, protected: bool) -> Setup {
+fn setup(tag: &str, protected: bool) -> Setup {
     let p = Palisade::new();
     let name = unique(tag);
     let extra: &[&str] = if protected {
@@ -66,7 +66,7 @@ fn setup(tag: &str, subnet: &str, protected: bool) -> Setup {
     } else {
         &["--insecure-allow-spoofing"]
     };
-    let net = p.network(&name, subnet, extra);
+    let net = p.network(&name, None, extra);
     let raw = ["--cap-add", "NET_RAW"];
     let victim = p.container("victim", &name, &raw);
     let neighbour = p.container("neighbour", &name, &raw);
@@ -261,7 +261,7 @@ fn every_attack_fails_on_a_palisade_network() {
     if !privileged() {
         return;
     }
-    let s = setup("atk", "10.47.211.0/24", true);
+    let s = setup("atk", true);
     assert!(!arp_poisoning(&s), "ARP poisoning got through");
     assert!(host_arp(&s.net, &s.victim.ip).contains(&s.victim.mac));
     assert_eq!(container_arp(&s.p, "neighbour", &s.victim.ip), s.victim.mac);
@@ -289,7 +289,7 @@ fn the_same_attacks_succeed_on_a_plain_bridge() {
     if !privileged() {
         return;
     }
-    let s = setup("pln", "10.47.212.0/24", false);
+    let s = setup("pln", false);
     // Stealing first: a poisoned ARP cache would send the host's pings to the attacker's
     // own MAC, which is not what this attack measures.
     assert!(

@@ -153,9 +153,14 @@ impl Palisade {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    /// `palisade network create NAME --subnet SUBNET EXTRA...`; removed on drop.
-    pub(crate) fn network(&self, name: &str, subnet: &str, extra: &[&str]) -> Network {
-        let mut args = vec!["network", "create", name, "--subnet", subnet];
+    /// `palisade network create NAME [--subnet SUBNET] EXTRA...`; removed on drop. Without
+    /// a subnet the engine picks a free one under its host-wide lock, so tests run by other
+    /// processes at the same time cannot collide.
+    pub(crate) fn network(&self, name: &str, subnet: Option<&str>, extra: &[&str]) -> Network {
+        let mut args = vec!["network", "create", name];
+        if let Some(subnet) = subnet {
+            args.extend_from_slice(&["--subnet", subnet]);
+        }
         args.extend_from_slice(extra);
         self.networks.borrow_mut().push(name.to_owned());
         self.ok(&args);
@@ -163,6 +168,7 @@ impl Palisade {
         Network {
             name: name.to_owned(),
             bridge: info[0]["bridge"].as_str().unwrap().to_owned(),
+            subnet: info[0]["subnet"].as_str().unwrap().to_owned(),
             gateway: info[0]["gateway"].as_str().unwrap().to_owned(),
             gateway6: info[0]["ipv6_gateway"].as_str().unwrap().to_owned(),
         }
@@ -215,7 +221,14 @@ impl Drop for Palisade {
             }
         }
         for name in self.networks.borrow().iter() {
-            let _ = self.command(&["network", "rm", name]).output();
+            if let Ok(out) = self.command(&["network", "rm", name]).output() {
+                if !out.status.success() {
+                    eprintln!(
+                        "cleanup: network rm {name}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
         }
     }
 }
@@ -224,6 +237,7 @@ impl Drop for Palisade {
 pub(crate) struct Network {
     pub(crate) name: String,
     pub(crate) bridge: String,
+    pub(crate) subnet: String,
     pub(crate) gateway: String,
     pub(crate) gateway6: String,
 }
