@@ -166,7 +166,8 @@ fn a_published_port_answers_on_its_host_address_only() {
     let p = Palisade::new();
     let name = unique("pub");
     let net = p.network(&name, None, &[]);
-    let port = 47224;
+    // Per process: other runs of this suite may publish at the same time.
+    let port = 40000 + u16::try_from(std::process::id() % 8000).unwrap() * 3;
     p.ok(&[
         "run",
         "-d",
@@ -213,6 +214,89 @@ fn a_published_port_answers_on_its_host_address_only() {
         fetch("127.0.0.1").is_none(),
         "the port answered on 127.0.0.1 too"
     );
+    // Published on every local address: the host's loopback reaches it too.
+    let all = port + 1;
+    p.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "--network",
+        &name,
+        "-p",
+        &format!("{all}:80"),
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let fetch_all = |address: &str| -> Option<String> {
+        let mut stream = TcpStream::connect_timeout(
+            &format!("{address}:{all}").parse().unwrap(),
+            Duration::from_secs(3),
+        )
+        .ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        stream.write_all(b"GET /passwd HTTP/1.0\r\n\r\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        Some(text)
+    };
+    let mut local = None;
+    for _ in 0..20 {
+        local = fetch_all("127.0.0.1");
+        if local.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let local = local.expect("a port published on all addresses did not answer on 127.0.0.1");
+    assert!(local.contains("root:x:0:0"), "{local}");
+    // A container cannot use the bridge's route_localnet to reach the host's loopback: a
+    // forged frame to the gateway's MAC for 127.0.0.1 (own MAC and IP, so the bridge rules
+    // pass it) is dropped by the input guard.
+    let listener = std::net::UdpSocket::bind(("127.0.0.1", all + 1)).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let raw = p.container("raw", &name, &["--cap-add", "NET_RAW"]);
+    p.probe(
+        "raw",
+        &[
+            "udp",
+            "--src-mac",
+            &raw.mac,
+            "--dst-mac",
+            &net.mac(),
+            "--src-ip",
+            &raw.ip,
+            "--dst-ip",
+            "127.0.0.1",
+            "--port",
+            &(all + 1).to_string(),
+            "--payload",
+            "sneak",
+        ],
+    );
+    let mut buffer = [0u8; 16];
+    assert!(
+        listener.recv_from(&mut buffer).is_err(),
+        "a container reached the host's loopback"
+    );
+    let rules = host(&["nft", "list", "table", "inet", &format!("palisade-{name}")]);
+    let guard = rules
+        .lines()
+        .find(|l| l.contains("ct direction original counter"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        guard.contains("packets ") && !guard.contains("packets 0 "),
+        "the guard dropped nothing: {rules}"
+    );
+    p.ok(&["rm", "-f", "web2"]);
     let taken = p.run(&[
         "run",
         "--rm",

@@ -175,6 +175,7 @@ impl Networks {
         rtnl.set_up(bridge)?;
         if !network.internal {
             enable_ipv4_forwarding()?;
+            set_route_localnet(&network.bridge)?;
         }
         firewall::apply(
             &firewall::ruleset(network, leases),
@@ -387,6 +388,18 @@ fn is_veth_name(name: &str) -> bool {
         && name[2..]
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Sets `net.ipv4.conf.<bridge>.route_localnet` to 1 so ports published on the host's
+/// loopback can be DNATed onto the bridge (the inet table's input chain drops what containers
+/// send to 127.0.0.0/8, which this would otherwise let in).
+fn set_route_localnet(bridge: &str) -> Result<(), NetError> {
+    let path = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
+    fs::write(&path, "1").map_err(|source| NetError::Io {
+        operation: "write",
+        path: path.into(),
+        source,
+    })
 }
 
 /// Sets `net.ipv4.ip_forward` to 1 if it is 0 (outbound NAT and published ports need it).
