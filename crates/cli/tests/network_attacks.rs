@@ -1,4 +1,4 @@
-//! The attacks of issue 7, from a container given CAP_NET_RAW on purpose, against a victim and
+//! The attacks of issue 7 (and IPv6's ARP poisoning, spoofed neighbour advertisements), from a container given CAP_NET_RAW on purpose, against a victim and
 //! the gateway on the same bridge. Each attack runs twice on the same setup: on a palisade
 //! network (anti-spoofing on: it must fail) and on a network created with
 //! `--insecure-allow-spoofing` (a plain learning, flooding bridge: it must succeed), so the
@@ -58,7 +58,7 @@ struct Setup {
     attacker: Container,
 }
 
-fn setup(tag: &str, subnet: &str, protected: bool) -> Setup {
+fn setup(tag: &str, protected: bool) -> Setup {
     let p = Palisade::new();
     let name = unique(tag);
     let extra: &[&str] = if protected {
@@ -66,7 +66,7 @@ fn setup(tag: &str, subnet: &str, protected: bool) -> Setup {
     } else {
         &["--insecure-allow-spoofing"]
     };
-    let net = p.network(&name, subnet, extra);
+    let net = p.network(&name, None, extra);
     let raw = ["--cap-add", "NET_RAW"];
     let victim = p.container("victim", &name, &raw);
     let neighbour = p.container("neighbour", &name, &raw);
@@ -120,6 +120,69 @@ fn arp_poisoning(s: &Setup) -> bool {
     let gateway_poisoned = host_arp(&s.net, &s.victim.ip).contains(&s.attacker.mac);
     let neighbour_poisoned = container_arp(&s.p, "neighbour", &s.victim.ip) == s.attacker.mac;
     gateway_poisoned || neighbour_poisoned
+}
+
+/// The MAC in an `ip -6 neigh` line for `ip`.
+fn neigh6(text: &str, ip: &str) -> String {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(ip))
+        .and_then(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "lladdr")?;
+            words.get(at + 1).map(|w| (*w).to_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// Unsolicited neighbour advertisements claiming the victim's IPv6 address, to the gateway
+/// and to the neighbour, from the attacker's own (allowed) address. Returns whether a cache
+/// was poisoned.
+fn nd_spoofing(s: &Setup) -> bool {
+    // Fill the IPv6 neighbour caches first.
+    let host_ping = Command::new("/bin/busybox")
+        .args(["ping6", "-c", "1", "-W", "2", &s.victim.ip6])
+        .output()
+        .unwrap();
+    assert!(
+        host_ping.status.success(),
+        "the host cannot ping6 the victim"
+    );
+    let out =
+        s.p.exec("neighbour", &["ping6", "-c", "1", "-W", "2", &s.victim.ip6]);
+    assert!(
+        out.status.success(),
+        "the neighbour cannot ping6 the victim"
+    );
+    let host_neigh = || host(&["ip", "-6", "neigh", "show", "dev", &s.net.bridge]);
+    let neighbour_neigh = || {
+        let out = s.p.exec("neighbour", &["ip", "-6", "neigh", "show"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(neigh6(&host_neigh(), &s.victim.ip6), s.victim.mac);
+    let gateway_mac = s.net.mac();
+    for (dst_ip, dst_mac) in [
+        (s.net.gateway6.as_str(), gateway_mac.as_str()),
+        (s.neighbour.ip6.as_str(), s.neighbour.mac.as_str()),
+    ] {
+        s.p.probe(
+            "attacker",
+            &[
+                "na",
+                "--src-ip",
+                &s.attacker.ip6,
+                "--dst-ip",
+                dst_ip,
+                "--dst-mac",
+                dst_mac,
+                "--target-ip",
+                &s.victim.ip6,
+                "--count",
+                "10",
+            ],
+        );
+    }
+    neigh6(&host_neigh(), &s.victim.ip6) == s.attacker.mac
+        || neigh6(&neighbour_neigh(), &s.victim.ip6) == s.attacker.mac
 }
 
 /// UDP to the gateway with the victim's IPv4 address as source (and, a second time, also a
@@ -198,7 +261,7 @@ fn every_attack_fails_on_a_palisade_network() {
     if !privileged() {
         return;
     }
-    let s = setup("atk", "10.47.211.0/24", true);
+    let s = setup("atk", true);
     assert!(!arp_poisoning(&s), "ARP poisoning got through");
     assert!(host_arp(&s.net, &s.victim.ip).contains(&s.victim.mac));
     assert_eq!(container_arp(&s.p, "neighbour", &s.victim.ip), s.victim.mac);
@@ -226,7 +289,7 @@ fn the_same_attacks_succeed_on_a_plain_bridge() {
     if !privileged() {
         return;
     }
-    let s = setup("pln", "10.47.212.0/24", false);
+    let s = setup("pln", false);
     // Stealing first: a poisoned ARP cache would send the host's pings to the attacker's
     // own MAC, which is not what this attack measures.
     assert!(
@@ -244,6 +307,10 @@ fn the_same_attacks_succeed_on_a_plain_bridge() {
     assert!(
         forged_ip_source(&s, 47212),
         "a forged IPv4 source was dropped even without the rules"
+    );
+    assert!(
+        nd_spoofing(&s),
+        "IPv6 neighbour advertisement spoofing failed even without the rules"
     );
     drop(s);
 }

@@ -29,7 +29,7 @@ fn containers_talk_get_their_files_and_leave_nothing_behind() {
     }
     let p = Palisade::new();
     let name = unique("brg");
-    let net = p.network(&name, "10.47.221.0/24", &[]);
+    let net = p.network(&name, None, &[]);
     p.ok(&[
         "run",
         "-d",
@@ -48,7 +48,12 @@ fn containers_talk_get_their_files_and_leave_nothing_behind() {
     let web: Value = serde_json::from_str(&p.ok(&["inspect", "web"])).unwrap();
     let web_ip = web[0]["network"]["ipv4"].as_str().unwrap().to_owned();
     let web_veth = web[0]["network"]["host_veth"].as_str().unwrap().to_owned();
-    assert!(web_ip.starts_with("10.47.221."), "{web_ip}");
+    let prefix = net.subnet.trim_end_matches("0/24");
+    assert!(
+        web_ip.starts_with(prefix),
+        "{web_ip} is not in {}",
+        net.subnet
+    );
 
     // TCP between two containers; the client's /etc/hosts names it.
     let page = p.ok(&[
@@ -137,8 +142,8 @@ fn networks_cannot_reach_each_other() {
     }
     let p = Palisade::new();
     let (one, two) = (unique("iso1"), unique("iso2"));
-    let first = p.network(&one, "10.47.222.0/24", &[]);
-    let second = p.network(&two, "10.47.223.0/24", &[]);
+    let first = p.network(&one, None, &[]);
+    let second = p.network(&two, None, &[]);
     let raw = ["--cap-add", "NET_RAW"];
     let a = p.container("a", &one, &raw);
     let b = p.container("b", &two, &raw);
@@ -160,8 +165,9 @@ fn a_published_port_answers_on_its_host_address_only() {
     }
     let p = Palisade::new();
     let name = unique("pub");
-    let net = p.network(&name, "10.47.224.0/24", &[]);
-    let port = 47224;
+    let net = p.network(&name, None, &[]);
+    // Per process: other runs of this suite may publish at the same time.
+    let port = 40000 + u16::try_from(std::process::id() % 8000).unwrap() * 3;
     p.ok(&[
         "run",
         "-d",
@@ -208,6 +214,89 @@ fn a_published_port_answers_on_its_host_address_only() {
         fetch("127.0.0.1").is_none(),
         "the port answered on 127.0.0.1 too"
     );
+    // Published on every local address: the host's loopback reaches it too.
+    let all = port + 1;
+    p.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "--network",
+        &name,
+        "-p",
+        &format!("{all}:80"),
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let fetch_all = |address: &str| -> Option<String> {
+        let mut stream = TcpStream::connect_timeout(
+            &format!("{address}:{all}").parse().unwrap(),
+            Duration::from_secs(3),
+        )
+        .ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+        stream.write_all(b"GET /passwd HTTP/1.0\r\n\r\n").ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        Some(text)
+    };
+    let mut local = None;
+    for _ in 0..20 {
+        local = fetch_all("127.0.0.1");
+        if local.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let local = local.expect("a port published on all addresses did not answer on 127.0.0.1");
+    assert!(local.contains("root:x:0:0"), "{local}");
+    // A container cannot use the bridge's route_localnet to reach the host's loopback: a
+    // forged frame to the gateway's MAC for 127.0.0.1 (own MAC and IP, so the bridge rules
+    // pass it) is dropped by the input guard.
+    let listener = std::net::UdpSocket::bind(("127.0.0.1", all + 1)).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let raw = p.container("raw", &name, &["--cap-add", "NET_RAW"]);
+    p.probe(
+        "raw",
+        &[
+            "udp",
+            "--src-mac",
+            &raw.mac,
+            "--dst-mac",
+            &net.mac(),
+            "--src-ip",
+            &raw.ip,
+            "--dst-ip",
+            "127.0.0.1",
+            "--port",
+            &(all + 1).to_string(),
+            "--payload",
+            "sneak",
+        ],
+    );
+    let mut buffer = [0u8; 16];
+    assert!(
+        listener.recv_from(&mut buffer).is_err(),
+        "a container reached the host's loopback"
+    );
+    let rules = host(&["nft", "list", "table", "inet", &format!("palisade-{name}")]);
+    let guard = rules
+        .lines()
+        .find(|l| l.contains("ct direction original counter"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        guard.contains("packets ") && !guard.contains("packets 0 "),
+        "the guard dropped nothing: {rules}"
+    );
+    p.ok(&["rm", "-f", "web2"]);
     let taken = p.run(&[
         "run",
         "--rm",
@@ -232,7 +321,7 @@ fn concurrent_runs_get_distinct_addresses() {
     }
     let p = Palisade::new();
     let name = unique("par");
-    p.network(&name, "10.47.225.0/24", &[]);
+    p.network(&name, None, &[]);
     let children: Vec<_> = (0..5)
         .map(|i| {
             p.command(&[
@@ -246,6 +335,7 @@ fn concurrent_runs_get_distinct_addresses() {
                 "sleep",
                 "600",
             ])
+            .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap()
         })
@@ -263,4 +353,64 @@ fn concurrent_runs_get_distinct_addresses() {
     ips.sort_unstable();
     ips.dedup();
     assert_eq!(ips.len(), 5, "{leases}");
+}
+
+#[test]
+fn an_internal_network_forwards_nothing_and_publishes_nothing() {
+    if !privileged() {
+        return;
+    }
+    let p = Palisade::new();
+    let name = unique("int");
+    let net = p.network(&name, None, &["--internal"]);
+    let refused = p.run(&[
+        "run",
+        "--rm",
+        "--network",
+        &name,
+        "-p",
+        "47226:80",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(refused.status.code(), Some(125));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("is --internal"), "{message}");
+    let rules = host(&["nft", "list", "table", "inet", &format!("palisade-{name}")]);
+    assert!(!rules.contains("masquerade"), "{rules}");
+    assert!(
+        rules.contains(&format!("iifname \"{}\" counter", net.bridge)),
+        "{rules}"
+    );
+    // Containers on it still reach each other.
+    p.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        &name,
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let peer: Value = serde_json::from_str(&p.ok(&["inspect", "peer"])).unwrap();
+    let ip = peer[0]["network"]["ipv4"].as_str().unwrap().to_owned();
+    let page = p.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        &name,
+        "busybox",
+        "wget",
+        "-q",
+        "-O-",
+        &format!("http://{ip}/passwd"),
+    ]);
+    assert!(page.contains("root:x:0:0"), "{page}");
+    assert!(p.ok(&["network", "ls"]).contains("internal"));
 }

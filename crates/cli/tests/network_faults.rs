@@ -31,8 +31,9 @@ fn overlapping_subnets_are_refused_and_leave_nothing() {
     }
     let p = Palisade::new();
     let (first, second) = (unique("ovl1"), unique("ovl2"));
-    p.network(&first, "10.47.231.0/24", &[]);
-    let out = p.run(&["network", "create", &second, "--subnet", "10.47.231.128/25"]);
+    let net = p.network(&first, None, &[]);
+    let half = net.subnet.replace("0/24", "128/25");
+    let out = p.run(&["network", "create", &second, "--subnet", &half]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains(&format!("overlaps network {first}")),
@@ -45,15 +46,15 @@ fn overlapping_subnets_are_refused_and_leave_nothing() {
 
     // Another store sees the first network's bridge route and refuses the subnet too.
     let other = Palisade::new();
-    let out = other.run(&["network", "create", &second, "--subnet", "10.47.231.0/24"]);
+    let out = other.run(&["network", "create", &second, "--subnet", &net.subnet]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("host route 10.47.231.0/24"),
+        stderr(&out).contains(&format!("host route {}", net.subnet)),
         "{}",
         stderr(&out)
     );
 
-    let bad = p.run(&["network", "create", &second, "--subnet", "10.47.231.1/24"]);
+    let bad = p.run(&["network", "create", &second, "--subnet", "10.47.1.1/24"]);
     assert_eq!(bad.status.code(), Some(125), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("host bits clear"));
 }
@@ -65,8 +66,11 @@ fn an_exhausted_pool_is_refused_and_leaves_nothing() {
     }
     let p = Palisade::new();
     let name = unique("full");
-    // A /30: network, gateway, one container, broadcast.
-    p.network(&name, "10.47.232.0/30", &[]);
+    // A /30 (network, gateway, one container, broadcast) in a /24 the engine found free.
+    let probe = p.network(&unique("fre"), None, &[]);
+    p.ok(&["network", "rm", &probe.name]);
+    let quarter = probe.subnet.replace("0/24", "0/30");
+    p.network(&name, Some(&quarter), &[]);
     p.container("only", &name, &[]);
     let links_before = host(&["ip", "-o", "link"]).matches(" pv").count();
     let out = p.run(&[
@@ -101,7 +105,7 @@ fn a_crash_between_veth_and_start_leaves_nothing_after_the_next_run() {
     }
     let p = Palisade::new();
     let name = unique("crash");
-    let net = p.network(&name, "10.47.233.0/24", &[]);
+    let net = p.network(&name, None, &[]);
     let fault = p.root().join("networks/inject-fault");
     std::fs::write(&fault, "after-veth").unwrap();
     let out = p.run(&[
@@ -130,23 +134,15 @@ fn a_crash_between_veth_and_start_leaves_nothing_after_the_next_run() {
     // The engine "crashes" while removing the container: its directory is gone, its lease
     // and its port's rules are not. A stray palisade veth sits on the bridge as well.
     std::fs::remove_dir_all(p.root().join("containers").join(&id)).unwrap();
-    let stray = "pv0badc0ffee00";
+    let stray = format!("pv{:012x}", std::process::id());
+    let peer = format!("px{:012x}", std::process::id());
     assert!(Command::new("ip")
-        .args([
-            "link",
-            "add",
-            stray,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "px0badc0ffee00"
-        ])
+        .args(["link", "add", &stray, "type", "veth", "peer", "name", &peer])
         .status()
         .unwrap()
         .success());
     assert!(Command::new("ip")
-        .args(["link", "set", stray, "master", &net.bridge])
+        .args(["link", "set", &stray, "master", &net.bridge])
         .status()
         .unwrap()
         .success());
@@ -163,10 +159,7 @@ fn a_crash_between_veth_and_start_leaves_nothing_after_the_next_run() {
     p.ok(&["run", "--rm", "--network", &name, "busybox", "true"]);
     assert_eq!(leases(&p, &name), serde_json::json!({}));
     let links = host(&["ip", "-o", "link"]);
-    assert!(
-        !links.contains(stray) && !links.contains("px0badc0ffee00"),
-        "{links}"
-    );
+    assert!(!links.contains(&stray) && !links.contains(&peer), "{links}");
     let rules = host(&[
         "nft",
         "list",

