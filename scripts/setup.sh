@@ -13,6 +13,7 @@ packages=(
   time hyperfine jq curl    # benchmarks and the demo's output
   python3-apt python3-rpm python3-packaging python3-yaml  # scan: reference version comparators for the differential tests
   debootstrap               # scan: the Debian rootfs of the scanner benchmark
+  golang-go                 # scan: tests build a Go 1.19 binary and read its build info
 )
 
 missing=()

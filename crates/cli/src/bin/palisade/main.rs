@@ -4,11 +4,13 @@
 
 mod cli;
 mod container;
+mod db;
 mod image;
 mod login;
 mod output;
 mod pull;
 mod push;
+mod scan;
 mod system;
 
 use std::path::PathBuf;
@@ -52,6 +54,9 @@ impl Session {
 }
 
 fn main() {
+    if let Some(code) = scan::intercept() {
+        std::process::exit(code);
+    }
     let cli = match parse_command_line() {
         Ok(Invocation::Engine(cli)) => cli,
         Ok(Invocation::Registry(session, command)) => {

@@ -87,6 +87,7 @@ pub(crate) fn pull(session: &Session, args: PullArgs) -> anyhow::Result<i32> {
     let bars = TransferBars::new(args.quiet, "pulling");
     let result = distribution::pull(&store, &args.reference, &options, &bars);
     let report = result.with_context(|| format!("failed to pull {}", args.reference))?;
+    crate::scan::gate(session.root.as_deref(), &args.reference.to_string(), true)?;
     match session.format {
         Format::Json => output::json(&report)?,
         Format::Table if args.quiet => output::line(&report.reference)?,
