@@ -373,3 +373,38 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The registry's flow: compressed layer blobs in, a stored verdict out.
+#[test]
+fn registry_flow_from_compressed_blobs_to_verdict() {
+    use std::io::Write;
+
+    use palisade_image::media_types::LayerCompression;
+    use palisade_scan::inventory::decompress;
+    use palisade_scan::policy::{Verdict, VulnPolicy};
+
+    let meta = b"Metadata-Version: 2.1\nName: urllib3\nVersion: 1.26.4\n\n" as &[u8];
+    let layer = tar_layer(&[(
+        "usr/lib/python3/site-packages/urllib3-1.26.4.dist-info/METADATA",
+        Some(meta),
+    )]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&layer).expect("gzip");
+    let blob = gz.finish().expect("gzip");
+    let readers = vec![decompress(LayerCompression::Gzip, &blob[..]).expect("decoder")];
+    let inventory = scan_layers(readers).expect("inventory");
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (db, _) = build_db(tmp.path(), &[fixtures().join("osv/pypi")]);
+    let mut report = db.match_inventory(&inventory).expect("match");
+    report.target = "registry.example/app@sha256:feed".into();
+    let policy = VulnPolicy::parse("name = \"registry\"\nmax_severity = \"MEDIUM\"\n", "inline")
+        .expect("policy");
+    let verdict = policy.evaluate(&report);
+    assert!(!verdict.allowed);
+    assert_eq!(verdict.violations[0].id, "CVE-2021-33503");
+    assert!(verdict.is_current(&db));
+    let stored = serde_json::to_vec(&verdict).expect("serialize");
+    let back: Verdict = serde_json::from_slice(&stored).expect("deserialize");
+    assert_eq!(back, verdict);
+}
