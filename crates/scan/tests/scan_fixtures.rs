@@ -408,3 +408,59 @@ fn registry_flow_from_compressed_blobs_to_verdict() {
     let back: Verdict = serde_json::from_slice(&stored).expect("deserialize");
     assert_eq!(back, verdict);
 }
+
+/// Real files: the dpkg status of a debootstrapped Debian 12 (minbase plus python3, 122
+/// packages), two real `.list` files and the Python metadata they own.
+#[test]
+fn real_debian_status_sources_and_ownership() {
+    let root = fixtures().join("rootfs/debian12-real");
+    let inv = scan_dir(&root).expect("inventory");
+    assert!(inv.warnings.is_empty(), "{:?}", inv.warnings);
+    // etc/os-release is a symlink that is not in the extract: usr/lib/os-release is read.
+    assert_eq!(
+        inv.os.as_ref().and_then(|o| o.ecosystem()).as_deref(),
+        Some("Debian:12")
+    );
+    let deb: Vec<_> = inv
+        .packages
+        .iter()
+        .filter(|p| p.ecosystem == "Debian:12")
+        .collect();
+    assert_eq!(deb.len(), 122);
+    let bash = deb.iter().find(|p| p.name == "bash").expect("bash");
+    assert_eq!(bash.version, "5.2.15-2+b13");
+    assert_eq!(
+        bash.advisory_key(),
+        ("bash", "5.2.15-2"),
+        "binNMU: advisories use the source version"
+    );
+    let libc = deb.iter().find(|p| p.name == "libc6").expect("libc6");
+    assert_eq!(libc.advisory_key().0, "glibc");
+    // urllib3 and requests metadata belong to python3-urllib3 / python3-requests.
+    assert!(
+        !inv.packages.iter().any(|p| p.ecosystem == "PyPI"),
+        "{:?}",
+        inv.packages
+            .iter()
+            .filter(|p| p.ecosystem == "PyPI")
+            .collect::<Vec<_>>()
+    );
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_tree(&root, tmp.path());
+    for list in ["python3-urllib3.list", "python3-requests.list"] {
+        std::fs::remove_file(tmp.path().join("var/lib/dpkg/info").join(list)).expect("rm");
+    }
+    let inv = scan_dir(tmp.path()).expect("inventory");
+    let mut py: Vec<String> = inv
+        .packages
+        .iter()
+        .filter(|p| p.ecosystem == "PyPI")
+        .map(|p| format!("{}@{}", p.name, p.version))
+        .collect();
+    py.sort();
+    assert_eq!(
+        py,
+        vec!["requests@2.28.1".to_owned(), "urllib3@1.26.12".to_owned()]
+    );
+}
