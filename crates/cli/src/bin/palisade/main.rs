@@ -137,7 +137,8 @@ enum Invocation {
 
 /// Parses `Cli` with the registry commands added.
 fn parse_command_line() -> Result<Invocation, clap::Error> {
-    let matches = RegistryCommand::augment_subcommands(Cli::command()).try_get_matches()?;
+    let matches =
+        RegistryCommand::augment_subcommands(scan::augment(Cli::command())).try_get_matches()?;
     if matches
         .subcommand_name()
         .is_some_and(RegistryCommand::has_subcommand)

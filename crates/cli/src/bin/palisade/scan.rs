@@ -81,6 +81,12 @@ pub(crate) struct ScanArgs {
     db: DbPath,
 }
 
+/// Adds `scan` and `db` to the engine's command for `palisade --help` (they are parsed and
+/// run by [`intercept`], never through the engine's parser).
+pub(crate) fn augment(command: clap::Command) -> clap::Command {
+    ScanTop::augment_subcommands(command)
+}
+
 /// If the command line is `palisade [GLOBAL OPTIONS] scan|db ...`, parses and runs it and
 /// returns the exit code; otherwise returns `None` and the engine's parser takes over.
 pub(crate) fn intercept() -> Option<i32> {
