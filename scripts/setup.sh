@@ -14,6 +14,7 @@ packages=(
   python3-apt python3-rpm python3-packaging python3-yaml  # scan: reference version comparators for the differential tests
   debootstrap               # scan: the Debian rootfs of the scanner benchmark
   golang-go                 # scan: tests build a Go 1.19 binary and read its build info
+  nodejs npm                # scan: npm's node-semver is the reference in the SemVer differential test
 )
 
 missing=()
