@@ -298,6 +298,18 @@ fn run_gate_refuses_images_above_policy() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The reports are kept beside the images, stamped with the database that made them.
+    let reports: Vec<PathBuf> = std::fs::read_dir(env.dir.path().join("store/scan-reports"))
+        .expect("scan-reports")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    let built = |p: &Path| -> String {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json");
+        v["database"]["built"].as_str().expect("built").to_owned()
+    };
+    let before = built(&reports[0]);
     // The verdicts are in the engine's audit log.
     let audit =
         std::fs::read_to_string(env.dir.path().join("store/audit/engine.log")).expect("audit log");
@@ -305,6 +317,18 @@ fn run_gate_refuses_images_above_policy() {
         audit.contains("scan_verdict") && audit.contains("vuln:1"),
         "{audit}"
     );
+
+    // A rebuilt database makes the kept reports stale: the next run scans again.
+    env.ok(&["db", "import", path(&fixtures().join("osv/pypi"))]);
+    assert_eq!(
+        env.run(&["run", "--rm", "vuln:1", "true"]).status.code(),
+        Some(125)
+    );
+    assert_eq!(
+        env.run(&["run", "--rm", "clean:1", "true"]).status.code(),
+        Some(0)
+    );
+    assert_ne!(built(&reports[0]), before);
 
     // An exception with a reason lets it through until it expires.
     std::fs::write(

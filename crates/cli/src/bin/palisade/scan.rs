@@ -289,6 +289,7 @@ pub(crate) fn gate(
     };
     let config = GateConfig {
         audit_log: Some(palisade_engine::paths::EnginePaths::new(&root).engine_audit_log()),
+        reports: Some(root.join("scan-reports")),
         ..config
     };
     let store = crate::image::open_store(&root)?;
