@@ -464,3 +464,67 @@ fn real_debian_status_sources_and_ownership() {
         vec!["requests@2.28.1".to_owned(), "urllib3@1.26.12".to_owned()]
     );
 }
+
+/// Garbage in every file the scanner reads: each is skipped with a warning naming it, nothing
+/// panics, and what can be read still is.
+#[test]
+fn garbage_everywhere_is_named_and_the_rest_still_scanned() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    copy_tree(&fixtures().join("rootfs/debian12"), root);
+    let mut noise = Vec::new();
+    let mut x: u32 = 7;
+    for _ in 0..20_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        noise.push((x >> 16) as u8);
+    }
+    let files = [
+        "var/lib/dpkg/status.d/distroless-pkg",
+        "lib/apk/db/installed",
+        "srv/web/node_modules/left-pad/package.json",
+        "srv/web/package-lock.json",
+        "srv/other/Cargo.lock",
+    ];
+    for f in files {
+        let p = root.join(f);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, &noise).expect("write");
+    }
+    let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+    elf.extend_from_slice(&noise);
+    let bin = root.join("usr/local/bin/broken");
+    std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&bin, &elf).expect("write");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // A huge file of a kind with a limit is skipped without being read.
+    let big = root.join("srv/big/node_modules/huge/package.json");
+    std::fs::create_dir_all(big.parent().expect("parent")).expect("mkdir");
+    std::fs::File::create(&big)
+        .expect("create")
+        .set_len(9 << 20)
+        .expect("set_len");
+
+    let inv = scan_dir(root).expect("inventory");
+    for f in files.iter().copied().chain([
+        "usr/local/bin/broken",
+        "srv/big/node_modules/huge/package.json",
+    ]) {
+        assert!(
+            inv.warnings.iter().any(|w| w.starts_with(f)),
+            "no warning for {f}: {:?}",
+            inv.warnings
+        );
+    }
+    assert!(inv.packages.iter().any(|p| p.name == "libc6"));
+    assert!(inv.packages.iter().any(|p| p.name == "urllib3"));
+    let tmpdb = tempfile::tempdir().expect("tempdir");
+    let (db, _) = build_db(tmpdb.path(), &[fixtures().join("osv/debian")]);
+    let report = db.match_inventory(&inv).expect("match");
+    assert!(report.findings.iter().any(|f| f.id == "CVE-2023-4911"));
+    assert_eq!(
+        report.warnings, inv.warnings,
+        "the report carries what could not be read"
+    );
+}

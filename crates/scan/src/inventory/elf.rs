@@ -109,7 +109,9 @@ pub(crate) fn sections<R: ReadAt + ?Sized>(
     };
     let want = if class64 { 64 } else { 40 };
     if shnum == 0 || shentsize < want || shstrndx >= shnum {
-        return Ok(vec![None; names.len()]);
+        // Without section headers build information cannot be located; say so rather than
+        // report the binary as having none.
+        return Err(bad("no usable section header table"));
     }
     let table_len = shentsize
         .checked_mul(shnum)
