@@ -306,12 +306,13 @@ pub(crate) fn build(c: Collected) -> Inventory {
 pub(crate) fn binary_packages(
     path: &str,
     sections: &[Option<Vec<u8>>],
+    mem: &dyn Fn(u64, u64) -> Option<Vec<u8>>,
 ) -> Option<Result<Vec<Package>, String>> {
     let mut out = Vec::new();
     let mut any = false;
     if let Some(Some(b)) = sections.first() {
         any = true;
-        match gobin::parse(b) {
+        match gobin::parse(b, mem) {
             Ok(info) => out.extend(gobin::packages(&info, path)),
             Err(e) => return Some(Err(format!("Go build info: {e}"))),
         }
