@@ -528,3 +528,40 @@ fn garbage_everywhere_is_named_and_the_rest_still_scanned() {
         "the report carries what could not be read"
     );
 }
+
+/// rpmdb.sqlite with header blobs written by librpm (tests/reference/make_rpmdb.py), one of
+/// them corrupt: the readable packages are inventoried, the corrupt one is a warning.
+#[test]
+fn rocky_rpmdb_sqlite() {
+    let inv = scan_dir(&fixtures().join("rootfs/rocky9")).expect("inventory");
+    assert_eq!(
+        inv.os.as_ref().and_then(|o| o.ecosystem()).as_deref(),
+        Some("Rocky Linux:9")
+    );
+    let mut found: Vec<String> = inv
+        .packages
+        .iter()
+        .map(|p| format!("{} {} (source {:?})", p.name, p.version, p.source_name))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            "bash 5.1.8-6.el9_1 (source Some(\"bash\"))".to_owned(),
+            "openssl-libs 1:3.0.7-24.el9 (source Some(\"openssl\"))".to_owned(),
+        ]
+    );
+    assert!(
+        inv.warnings
+            .iter()
+            .any(|w| w.starts_with("var/lib/rpm/rpmdb.sqlite") && w.contains("1 package header")),
+        "{:?}",
+        inv.warnings
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (db, _) = build_db(tmp.path(), &[fixtures().join("osv/rocky")]);
+    let report = db.match_inventory(&inv).expect("match");
+    assert_eq!(ids(&report), vec!["openssl-libs:CVE-2023-5678".to_owned()]);
+    assert_eq!(report.findings[0].fixed, vec!["1:3.0.7-25.el9".to_owned()]);
+    assert_eq!(report.findings[0].severity, Severity::Medium);
+}

@@ -102,7 +102,7 @@ fn visit_file(c: &mut Collected, full: &Path, path: String) {
         return;
     };
     if let Some(kind) = Kind::of(&path) {
-        if kind == Kind::RpmDb {
+        if kind == Kind::RpmBdb {
             c.files.insert(path, (kind, Vec::new()));
             return;
         }
@@ -230,7 +230,7 @@ where
             let size = entry.size();
             let mode = header.mode().unwrap_or(0);
             if let Some(kind) = Kind::of(&path) {
-                if kind == Kind::RpmDb {
+                if kind == Kind::RpmBdb {
                     files.insert(path, (kind, Vec::new()));
                 } else if size > kind.limit() {
                     layer_warnings.insert(

@@ -77,6 +77,13 @@ impl OsRelease {
                 let minor = parts.next().unwrap_or("0");
                 Some(format!("Alpine:v{major}.{minor}"))
             }
+            "rocky" if !v.is_empty() => {
+                Some(format!("Rocky Linux:{}", v.split('.').next().unwrap_or(v)))
+            }
+            "almalinux" if !v.is_empty() => {
+                Some(format!("AlmaLinux:{}", v.split('.').next().unwrap_or(v)))
+            }
+            "rhel" => Some("Red Hat".into()),
             // OSV names Ubuntu LTS releases (even years, April) "Ubuntu:22.04:LTS".
             "ubuntu" if !v.is_empty() => {
                 let lts = v.ends_with(".04")
