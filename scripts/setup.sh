@@ -15,6 +15,7 @@ packages=(
   debootstrap               # scan: the Debian rootfs of the scanner benchmark
   golang-go                 # scan: tests build a Go 1.19 binary and read its build info
   nodejs npm                # scan: npm's node-semver is the reference in the SemVer differential test
+  default-jre-headless libmaven3-core-java  # scan: Maven's ComparableVersion, the Maven reference
 )
 
 missing=()

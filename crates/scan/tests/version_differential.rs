@@ -263,3 +263,51 @@ fn npm_and_semver_match_node_semver() {
         "npm/SemVer: {total} pairs agree with node-semver ({invalid} invalid rejected by both)"
     );
 }
+
+#[test]
+fn maven_matches_comparable_version() {
+    let jar = std::env::var("MAVEN_ARTIFACT_JAR")
+        .unwrap_or_else(|_| "/usr/share/java/maven-artifact-3.x.jar".into());
+    let java = Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !java || !Path::new(&jar).exists() {
+        let msg = "no java with maven-artifact: install default-jre-headless libmaven3-core-java";
+        if std::env::var("PALISADE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+            panic!("{msg}");
+        }
+        eprintln!("skipping the Maven differential test: {msg}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("pairs.tsv");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/maven_pairs.py");
+    let status = Command::new(PYTHON)
+        .arg(&script)
+        .arg(&out)
+        .status()
+        .expect("python");
+    assert!(status.success());
+    let pairs = std::fs::read_to_string(&out).expect("read");
+    let (mut total, mut mismatches) = (0, Vec::new());
+    for line in pairs.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        total += 1;
+        let ours = palisade_scan::version::maven::compare(f[0], f[1]);
+        if ours != ordering(f[2]) {
+            mismatches.push(format!(
+                "{} vs {}: Maven {}, ours {ours:?}",
+                f[0], f[1], f[2]
+            ));
+        }
+    }
+    assert!(total > 10_000, "only {total} pairs");
+    assert!(
+        mismatches.is_empty(),
+        "{} of {total} differ:\n{}",
+        mismatches.len(),
+        mismatches[..mismatches.len().min(30)].join("\n")
+    );
+    eprintln!("maven: {total} pairs agree with ComparableVersion");
+}
