@@ -120,6 +120,17 @@ step "pull into a fresh store: the signature checked first, then every blob agai
 pal pulled pull --insecure-registry "127.0.0.1:$port" "127.0.0.1:$port/demo/busybox:1"
 pal pulled system check
 
+step "scan: a vulnerability database, a policy, and the image scanned before it runs"
+export PALISADE_VULNDB="$demo/vulndb" PALISADE_VULN_POLICY="$demo/vuln-policy.toml"
+osv_sources=(crates/scan/tests/fixtures/osv/debian crates/scan/tests/fixtures/osv/alpine)
+[ -d ../shared/data/osv ] && osv_sources+=(../shared/data/osv)
+"$bin/palisade" db import "${osv_sources[@]}"
+"$bin/palisade" db info
+printf 'name = "demo"\nmax_severity = "MEDIUM"\n' > "$PALISADE_VULN_POLICY"
+pal pulled scan "127.0.0.1:$port/demo/busybox:1"
+echo "a Debian 12 extract with old glibc and urllib3 (the gate would refuse it):"
+pal store scan --severity HIGH,CRITICAL crates/scan/tests/fixtures/rootfs/debian12 || true
+
 step "palisade run: the battery again, from the pulled image, with the engine's defaults"
 if pal pulled run --rm "127.0.0.1:$port/demo/busybox:1" palisade-check battery > "$demo/battery2.jsonl"; then
   verdict2="all refused"

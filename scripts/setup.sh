@@ -15,6 +15,9 @@ packages=(
   # (openssl above also serves the audit tests, which make P-256 checkpoint keys)
   python3-apt python3-rpm python3-packaging python3-yaml  # scan: reference version comparators for the differential tests
   debootstrap               # scan: the Debian rootfs of the scanner benchmark
+  golang-go                 # scan: tests build a Go 1.19 binary and read its build info
+  nodejs npm                # scan: npm's node-semver is the reference in the SemVer differential test
+  default-jre-headless libmaven3-core-java  # scan: Maven's ComparableVersion, the Maven reference
 )
 
 missing=()

@@ -9,7 +9,9 @@
 //! - a policy and a database: the image is scanned; a verdict outside the policy refuses it.
 //!   A corrupt database or an unreadable layer refuses too: no verdict is not a pass.
 //!
-//! Every verdict is appended to the audit log as a `ScanVerdict` event.
+//! Every verdict is appended to the audit log as a `ScanVerdict` event. Reports are kept beside
+//! the images (`GateConfig::reports`, one per manifest digest) and reused until the database
+//! is rebuilt, so a run does not rescan an unchanged image; the policy is applied afresh.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,7 @@ use palisade_image::{LocalImage, Store};
 use crate::db::{Database, DbError};
 use crate::image::ImageScanError;
 use crate::policy::{PolicyError, Verdict, VulnPolicy};
+use crate::report::Report;
 
 /// Where the gate finds its policy, database and audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +32,9 @@ pub struct GateConfig {
     pub database: PathBuf,
     /// Where verdicts are recorded (`None`: not recorded).
     pub audit_log: Option<PathBuf>,
+    /// Where scan reports are kept beside the images, one per manifest digest, reused while
+    /// the database is unchanged (`None`: every check scans).
+    pub reports: Option<PathBuf>,
 }
 
 impl GateConfig {
@@ -38,6 +44,7 @@ impl GateConfig {
             policy: default_policy_path(),
             database: crate::db::default_path(),
             audit_log,
+            reports: None,
         }
     }
 }
@@ -128,6 +135,35 @@ fn record(config: &GateConfig, reference: &str, digest: &str, verdict: &Verdict)
     }
 }
 
+fn report_path(dir: &Path, digest: &str) -> PathBuf {
+    dir.join(format!("{}.json", digest.replace(':', "-")))
+}
+
+/// A stored report for this manifest, if it was made with this very database.
+fn cached_report(dir: &Path, digest: &str, db: &Database) -> Option<Report> {
+    let bytes = std::fs::read(report_path(dir, digest)).ok()?;
+    let report: Report = serde_json::from_slice(&bytes).ok()?;
+    let m = db.meta();
+    (report.database.built == m.built && report.database.schema == m.schema).then_some(report)
+}
+
+/// Keeps a report beside the image (best effort: a failure only costs a rescan).
+fn store_report(dir: &Path, digest: &str, report: &Report) {
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let path = report_path(dir, digest);
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(report).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(&tmp, &path)
+    };
+    if let Err(e) = write() {
+        tracing::warn!(error = %e, "cannot keep the scan report beside the image");
+    }
+}
+
 /// Scans `image` against the configured policy; `Err` means the image must not be used.
 pub fn check_image(
     store: &Store,
@@ -149,10 +185,24 @@ pub fn check_image(
         Err(e) if policy.require_scan => return Err(GateError::ScanRequired(e)),
         Err(e) => return Err(GateError::Database(e)),
     };
-    let inventory = crate::image::inventory_of_image(store, image)?;
-    let mut report = db
-        .match_inventory(&inventory)
-        .map_err(GateError::Database)?;
+    let digest = image.manifest_digest.to_string();
+    let cached = config
+        .reports
+        .as_deref()
+        .and_then(|dir| cached_report(dir, &digest, &db));
+    let mut report = match cached {
+        Some(r) => r,
+        None => {
+            let inventory = crate::image::inventory_of_image(store, image)?;
+            let report = db
+                .match_inventory(&inventory)
+                .map_err(GateError::Database)?;
+            if let Some(dir) = &config.reports {
+                store_report(dir, &digest, &report);
+            }
+            report
+        }
+    };
     report.target = reference.to_owned();
     let verdict = policy.evaluate(&report);
     record(

@@ -202,8 +202,10 @@ impl Database {
     pub fn match_inventory(&self, inventory: &Inventory) -> Result<Report, DbError> {
         let mut findings = Vec::new();
         let mut warnings = inventory.warnings.clone();
+        let mut unmatched: std::collections::BTreeMap<&str, usize> = Default::default();
         for package in &inventory.packages {
             let Some(scheme) = Scheme::for_ecosystem(&package.ecosystem) else {
+                *unmatched.entry(package.ecosystem.as_str()).or_default() += 1;
                 continue;
             };
             let (name, version) = package.advisory_key();
@@ -227,6 +229,9 @@ impl Database {
                 }
             }
             findings.extend(merge(package, matched));
+        }
+        for (ecosystem, n) in unmatched {
+            warnings.push(format!("{n} package(s) of ecosystem {ecosystem:?} not checked: no advisories are keyed for it"));
         }
         findings.sort_by(|a, b| {
             b.severity

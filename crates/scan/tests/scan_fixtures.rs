@@ -373,3 +373,195 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The registry's flow: compressed layer blobs in, a stored verdict out.
+#[test]
+fn registry_flow_from_compressed_blobs_to_verdict() {
+    use std::io::Write;
+
+    use palisade_image::media_types::LayerCompression;
+    use palisade_scan::inventory::decompress;
+    use palisade_scan::policy::{Verdict, VulnPolicy};
+
+    let meta = b"Metadata-Version: 2.1\nName: urllib3\nVersion: 1.26.4\n\n" as &[u8];
+    let layer = tar_layer(&[(
+        "usr/lib/python3/site-packages/urllib3-1.26.4.dist-info/METADATA",
+        Some(meta),
+    )]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&layer).expect("gzip");
+    let blob = gz.finish().expect("gzip");
+    let readers = vec![decompress(LayerCompression::Gzip, &blob[..]).expect("decoder")];
+    let inventory = scan_layers(readers).expect("inventory");
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (db, _) = build_db(tmp.path(), &[fixtures().join("osv/pypi")]);
+    let mut report = db.match_inventory(&inventory).expect("match");
+    report.target = "registry.example/app@sha256:feed".into();
+    let policy = VulnPolicy::parse("name = \"registry\"\nmax_severity = \"MEDIUM\"\n", "inline")
+        .expect("policy");
+    let verdict = policy.evaluate(&report);
+    assert!(!verdict.allowed);
+    assert_eq!(verdict.violations[0].id, "CVE-2021-33503");
+    assert!(verdict.is_current(&db));
+    let stored = serde_json::to_vec(&verdict).expect("serialize");
+    let back: Verdict = serde_json::from_slice(&stored).expect("deserialize");
+    assert_eq!(back, verdict);
+}
+
+/// Real files: the dpkg status of a debootstrapped Debian 12 (minbase plus python3, 122
+/// packages), two real `.list` files and the Python metadata they own.
+#[test]
+fn real_debian_status_sources_and_ownership() {
+    let root = fixtures().join("rootfs/debian12-real");
+    let inv = scan_dir(&root).expect("inventory");
+    assert!(inv.warnings.is_empty(), "{:?}", inv.warnings);
+    // etc/os-release is a symlink that is not in the extract: usr/lib/os-release is read.
+    assert_eq!(
+        inv.os.as_ref().and_then(|o| o.ecosystem()).as_deref(),
+        Some("Debian:12")
+    );
+    let deb: Vec<_> = inv
+        .packages
+        .iter()
+        .filter(|p| p.ecosystem == "Debian:12")
+        .collect();
+    assert_eq!(deb.len(), 122);
+    let bash = deb.iter().find(|p| p.name == "bash").expect("bash");
+    assert_eq!(bash.version, "5.2.15-2+b13");
+    assert_eq!(
+        bash.advisory_key(),
+        ("bash", "5.2.15-2"),
+        "binNMU: advisories use the source version"
+    );
+    let libc = deb.iter().find(|p| p.name == "libc6").expect("libc6");
+    assert_eq!(libc.advisory_key().0, "glibc");
+    // urllib3 and requests metadata belong to python3-urllib3 / python3-requests.
+    assert!(
+        !inv.packages.iter().any(|p| p.ecosystem == "PyPI"),
+        "{:?}",
+        inv.packages
+            .iter()
+            .filter(|p| p.ecosystem == "PyPI")
+            .collect::<Vec<_>>()
+    );
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_tree(&root, tmp.path());
+    for list in ["python3-urllib3.list", "python3-requests.list"] {
+        std::fs::remove_file(tmp.path().join("var/lib/dpkg/info").join(list)).expect("rm");
+    }
+    let inv = scan_dir(tmp.path()).expect("inventory");
+    let mut py: Vec<String> = inv
+        .packages
+        .iter()
+        .filter(|p| p.ecosystem == "PyPI")
+        .map(|p| format!("{}@{}", p.name, p.version))
+        .collect();
+    py.sort();
+    assert_eq!(
+        py,
+        vec!["requests@2.28.1".to_owned(), "urllib3@1.26.12".to_owned()]
+    );
+}
+
+/// Garbage in every file the scanner reads: each is skipped with a warning naming it, nothing
+/// panics, and what can be read still is.
+#[test]
+fn garbage_everywhere_is_named_and_the_rest_still_scanned() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    copy_tree(&fixtures().join("rootfs/debian12"), root);
+    let mut noise = Vec::new();
+    let mut x: u32 = 7;
+    for _ in 0..20_000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        noise.push((x >> 16) as u8);
+    }
+    let files = [
+        "var/lib/dpkg/status.d/distroless-pkg",
+        "lib/apk/db/installed",
+        "srv/web/node_modules/left-pad/package.json",
+        "srv/web/package-lock.json",
+        "srv/other/Cargo.lock",
+    ];
+    for f in files {
+        let p = root.join(f);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, &noise).expect("write");
+    }
+    let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+    elf.extend_from_slice(&noise);
+    let bin = root.join("usr/local/bin/broken");
+    std::fs::create_dir_all(bin.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&bin, &elf).expect("write");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // A huge file of a kind with a limit is skipped without being read.
+    let big = root.join("srv/big/node_modules/huge/package.json");
+    std::fs::create_dir_all(big.parent().expect("parent")).expect("mkdir");
+    std::fs::File::create(&big)
+        .expect("create")
+        .set_len(9 << 20)
+        .expect("set_len");
+
+    let inv = scan_dir(root).expect("inventory");
+    for f in files.iter().copied().chain([
+        "usr/local/bin/broken",
+        "srv/big/node_modules/huge/package.json",
+    ]) {
+        assert!(
+            inv.warnings.iter().any(|w| w.starts_with(f)),
+            "no warning for {f}: {:?}",
+            inv.warnings
+        );
+    }
+    assert!(inv.packages.iter().any(|p| p.name == "libc6"));
+    assert!(inv.packages.iter().any(|p| p.name == "urllib3"));
+    let tmpdb = tempfile::tempdir().expect("tempdir");
+    let (db, _) = build_db(tmpdb.path(), &[fixtures().join("osv/debian")]);
+    let report = db.match_inventory(&inv).expect("match");
+    assert!(report.findings.iter().any(|f| f.id == "CVE-2023-4911"));
+    assert_eq!(
+        report.warnings, inv.warnings,
+        "the report carries what could not be read"
+    );
+}
+
+/// rpmdb.sqlite with header blobs written by librpm (tests/reference/make_rpmdb.py), one of
+/// them corrupt: the readable packages are inventoried, the corrupt one is a warning.
+#[test]
+fn rocky_rpmdb_sqlite() {
+    let inv = scan_dir(&fixtures().join("rootfs/rocky9")).expect("inventory");
+    assert_eq!(
+        inv.os.as_ref().and_then(|o| o.ecosystem()).as_deref(),
+        Some("Rocky Linux:9")
+    );
+    let mut found: Vec<String> = inv
+        .packages
+        .iter()
+        .map(|p| format!("{} {} (source {:?})", p.name, p.version, p.source_name))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            "bash 5.1.8-6.el9_1 (source Some(\"bash\"))".to_owned(),
+            "openssl-libs 1:3.0.7-24.el9 (source Some(\"openssl\"))".to_owned(),
+        ]
+    );
+    assert!(
+        inv.warnings
+            .iter()
+            .any(|w| w.starts_with("var/lib/rpm/rpmdb.sqlite") && w.contains("1 package header")),
+        "{:?}",
+        inv.warnings
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (db, _) = build_db(tmp.path(), &[fixtures().join("osv/rocky")]);
+    let report = db.match_inventory(&inv).expect("match");
+    assert_eq!(ids(&report), vec!["openssl-libs:CVE-2023-5678".to_owned()]);
+    assert_eq!(report.findings[0].fixed, vec!["1:3.0.7-25.el9".to_owned()]);
+    assert_eq!(report.findings[0].severity, Severity::Medium);
+}

@@ -32,6 +32,11 @@ struct Collector {
     warnings: Vec<String>,
 }
 
+fn is_informational(v: Option<&serde_json::Value>) -> bool {
+    v.and_then(|d| d.get("informational"))
+        .is_some_and(|i| !i.is_null())
+}
+
 fn severity_word(v: Option<&serde_json::Value>) -> Option<Severity> {
     let v = v?;
     let word = v
@@ -60,21 +65,22 @@ impl Collector {
             self.meta.withdrawn += 1;
             return;
         }
-        if record
-            .database_specific
-            .as_ref()
-            .and_then(|d| d.get("informational"))
-            .is_some_and(|v| !v.is_null())
-        {
+        if is_informational(record.database_specific.as_ref()) {
             self.meta.informational += 1;
             return;
         }
         let title = record.title();
         let mut entries = Vec::new();
+        let mut informational = 0;
         for affected in &record.affected {
             let Some(package) = &affected.package else {
                 continue;
             };
+            // RUSTSEC notices (unmaintained, unsound, notice) are not vulnerabilities.
+            if is_informational(affected.database_specific.as_ref()) {
+                informational += 1;
+                continue;
+            }
             let scheme = Scheme::for_ecosystem(&package.ecosystem);
             let vectors: Vec<String> = record
                 .severity
@@ -133,6 +139,10 @@ impl Collector {
                 super::package_key(&package.ecosystem, &package.name),
                 advisory,
             ));
+        }
+        if entries.is_empty() && informational > 0 {
+            self.meta.informational += 1;
+            return;
         }
         match self.by_id.get(&record.id) {
             Some((modified, _)) if *modified >= record.modified => {}

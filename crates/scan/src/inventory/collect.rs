@@ -102,7 +102,7 @@ fn visit_file(c: &mut Collected, full: &Path, path: String) {
         return;
     };
     if let Some(kind) = Kind::of(&path) {
-        if kind == Kind::RpmDb {
+        if kind == Kind::RpmBdb {
             c.files.insert(path, (kind, Vec::new()));
             return;
         }
@@ -137,7 +137,9 @@ fn visit_file(c: &mut Collected, full: &Path, path: String) {
     }
     match elf::sections(&file, &BINARY_SECTIONS) {
         Ok(sections) => {
-            if let Some(found) = binary_packages(&path, &sections) {
+            if let Some(found) =
+                binary_packages(&path, &sections, &|a, l| elf::read_virtual(&file, a, l))
+            {
                 c.binaries.insert(path, found);
             }
         }
@@ -228,7 +230,7 @@ where
             let size = entry.size();
             let mode = header.mode().unwrap_or(0);
             if let Some(kind) = Kind::of(&path) {
-                if kind == Kind::RpmDb {
+                if kind == Kind::RpmBdb {
                     files.insert(path, (kind, Vec::new()));
                 } else if size > kind.limit() {
                     layer_warnings.insert(
@@ -267,7 +269,9 @@ where
             entry.read_to_end(&mut bytes).map_err(err)?;
             match elf::sections(&bytes[..], &BINARY_SECTIONS) {
                 Ok(sections) => {
-                    if let Some(found) = binary_packages(&path, &sections) {
+                    if let Some(found) = binary_packages(&path, &sections, &|a, l| {
+                        elf::read_virtual(&bytes[..], a, l)
+                    }) {
                         bins.insert(path, found);
                     }
                 }

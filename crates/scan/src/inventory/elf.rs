@@ -43,11 +43,31 @@ pub(crate) fn is_elf(head: &[u8]) -> bool {
 /// Largest section we read (build info and dependency lists are far smaller).
 const MAX_SECTION: u64 = 16 << 20;
 
-/// Reads the named sections (each `None` when absent). Errors mean a malformed ELF file.
-pub(crate) fn sections<R: ReadAt + ?Sized>(
-    f: &R,
-    names: &[&str],
-) -> std::io::Result<Vec<Option<Vec<u8>>>> {
+/// One section header.
+struct Section {
+    name: Vec<u8>,
+    kind: u64,
+    addr: u64,
+    offset: u64,
+    size: u64,
+}
+
+const SHT_NOBITS: u64 = 8;
+
+fn read_range<R: ReadAt + ?Sized>(f: &R, off: u64, size: u64) -> std::io::Result<Vec<u8>> {
+    if size > MAX_SECTION || off.checked_add(size).is_none_or(|end| end > f.len()) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "section outside the file",
+        ));
+    }
+    let mut v = vec![0u8; size as usize];
+    f.read_exact_at(&mut v, off)?;
+    Ok(v)
+}
+
+/// Reads the section header table and the section names.
+fn section_table<R: ReadAt + ?Sized>(f: &R) -> std::io::Result<Vec<Section>> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
     let mut ident = [0u8; 64];
     f.read_exact_at(&mut ident[..52], 0)?;
@@ -109,46 +129,78 @@ pub(crate) fn sections<R: ReadAt + ?Sized>(
     };
     let want = if class64 { 64 } else { 40 };
     if shnum == 0 || shentsize < want || shstrndx >= shnum {
-        return Ok(vec![None; names.len()]);
+        // Without section headers build information cannot be located; say so rather than
+        // report the binary as having none.
+        return Err(bad("no usable section header table"));
     }
     let table_len = shentsize
         .checked_mul(shnum)
         .ok_or_else(|| bad("section table overflow"))?;
-    if shoff.checked_add(table_len).is_none_or(|end| end > f.len()) || table_len > MAX_SECTION {
-        return Err(bad("section table outside the file"));
-    }
-    let mut table = vec![0u8; table_len as usize];
-    f.read_exact_at(&mut table, shoff)?;
-    // (name offset, file offset, size) of each section.
-    let entry = |i: u64| -> (u64, u64, u64) {
+    let table = read_range(f, shoff, table_len)?;
+    // (name offset, type, address, file offset, size) of each section.
+    let entry = |i: u64| -> (u64, u64, u64, u64, u64) {
         let b = &table[(i * shentsize) as usize..];
         if class64 {
-            (u32_at(b, 0), u64_at(b, 0x18), u64_at(b, 0x20))
+            (
+                u32_at(b, 0),
+                u32_at(b, 4),
+                u64_at(b, 0x10),
+                u64_at(b, 0x18),
+                u64_at(b, 0x20),
+            )
         } else {
-            (u32_at(b, 0), u32_at(b, 0x10), u32_at(b, 0x14))
+            (
+                u32_at(b, 0),
+                u32_at(b, 4),
+                u32_at(b, 0x0c),
+                u32_at(b, 0x10),
+                u32_at(b, 0x14),
+            )
         }
     };
-    let read = |off: u64, size: u64| -> std::io::Result<Vec<u8>> {
-        if size > MAX_SECTION || off.checked_add(size).is_none_or(|end| end > f.len()) {
-            return Err(bad("section outside the file"));
-        }
-        let mut v = vec![0u8; size as usize];
-        f.read_exact_at(&mut v, off)?;
-        Ok(v)
-    };
-    let (_, stroff, strsize) = entry(shstrndx);
-    let strtab = read(stroff, strsize)?;
+    let (_, _, _, stroff, strsize) = entry(shstrndx);
+    let strtab = read_range(f, stroff, strsize)?;
+    Ok((0..shnum)
+        .map(|i| {
+            let (name_off, kind, addr, offset, size) = entry(i);
+            let rest = strtab.get(name_off as usize..).unwrap_or_default();
+            let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
+            Section {
+                name: rest[..end].to_vec(),
+                kind,
+                addr,
+                offset,
+                size,
+            }
+        })
+        .collect())
+}
+
+/// Reads the named sections (each `None` when absent). Errors mean a malformed ELF file.
+pub(crate) fn sections<R: ReadAt + ?Sized>(
+    f: &R,
+    names: &[&str],
+) -> std::io::Result<Vec<Option<Vec<u8>>>> {
+    let table = section_table(f)?;
     let mut out = vec![None; names.len()];
-    for i in 0..shnum {
-        let (name_off, off, size) = entry(i);
-        let Some(rest) = strtab.get(name_off as usize..) else {
-            continue;
-        };
-        let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
-        let name = &rest[..end];
-        if let Some(k) = names.iter().position(|n| n.as_bytes() == name) {
-            out[k] = Some(read(off, size)?);
+    for s in &table {
+        if let Some(k) = names.iter().position(|n| n.as_bytes() == s.name) {
+            out[k] = Some(read_range(f, s.offset, s.size)?);
         }
     }
     Ok(out)
+}
+
+/// Reads `len` bytes at virtual address `addr`, from the section that holds them.
+pub(crate) fn read_virtual<R: ReadAt + ?Sized>(f: &R, addr: u64, len: u64) -> Option<Vec<u8>> {
+    let table = section_table(f).ok()?;
+    let s = table.iter().find(|s| {
+        s.kind != SHT_NOBITS
+            && s.addr != 0
+            && addr >= s.addr
+            && addr
+                .checked_add(len)
+                .is_some_and(|end| end <= s.addr + s.size)
+    })?;
+    read_range(f, s.offset + (addr - s.addr), len).ok()
 }

@@ -35,9 +35,13 @@ pub struct BuildInfo {
     pub modules: Vec<(String, String)>,
 }
 
-/// Parses a `.go.buildinfo` section. `Err` names what is wrong; binaries from before Go 1.18
-/// (pointer-based build info) are reported as unsupported rather than guessed at.
-pub fn parse(section: &[u8]) -> Result<BuildInfo, &'static str> {
+/// Parses a `.go.buildinfo` section. Go 1.18 and later write the version and module strings
+/// inline; Go 1.13 to 1.17 write pointers to Go string headers, which `mem` (a reader of the
+/// binary's virtual memory: address, length) resolves.
+pub fn parse(
+    section: &[u8],
+    mem: &dyn Fn(u64, u64) -> Option<Vec<u8>>,
+) -> Result<BuildInfo, &'static str> {
     let start = section
         .windows(MAGIC.len())
         .position(|w| w == MAGIC)
@@ -47,11 +51,37 @@ pub fn parse(section: &[u8]) -> Result<BuildInfo, &'static str> {
         return Err("build info header truncated");
     }
     let flags = b[15];
-    if flags & 2 == 0 {
-        return Err("build info from Go before 1.18 (pointer format) is not supported");
-    }
-    let (version, n) = string_at(&b[32..]).ok_or("bad version string")?;
-    let (modinfo, _) = string_at(&b[32 + n..]).ok_or("bad module info string")?;
+    let (version, modinfo): (Vec<u8>, Vec<u8>) = if flags & 2 != 0 {
+        let (version, n) = string_at(&b[32..]).ok_or("bad version string")?;
+        let (modinfo, _) = string_at(&b[32 + n..]).ok_or("bad module info string")?;
+        (version.to_vec(), modinfo.to_vec())
+    } else {
+        let ps = usize::from(b[14]);
+        if ps != 4 && ps != 8 {
+            return Err("bad pointer size in build info");
+        }
+        let big = flags & 1 != 0;
+        let ptr = |x: &[u8]| -> u64 {
+            x.iter().take(ps).enumerate().fold(0u64, |acc, (i, &c)| {
+                let shift = if big { 8 * (ps - 1 - i) } else { 8 * i };
+                acc | (u64::from(c) << shift)
+            })
+        };
+        let string = |addr: u64| -> Option<Vec<u8>> {
+            let header = mem(addr, 2 * ps as u64)?;
+            let (data, len) = (ptr(&header[..ps]), ptr(&header[ps..]));
+            if len > 1 << 20 {
+                return None;
+            }
+            mem(data, len)
+        };
+        let version =
+            string(ptr(&b[16..16 + ps])).ok_or("version string pointer does not resolve")?;
+        let modinfo = string(ptr(&b[16 + ps..16 + 2 * ps])).unwrap_or_default();
+        (version, modinfo)
+    };
+    let version = &version[..];
+    let modinfo = &modinfo[..];
     let go_version = String::from_utf8_lossy(version).into_owned();
     // The module info is framed by 16-byte sentinels.
     let text = if modinfo.len() >= 33 {

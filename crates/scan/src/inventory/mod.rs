@@ -13,6 +13,7 @@ mod elf;
 pub mod gobin;
 mod lang;
 pub mod os;
+mod rpm;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -136,6 +137,7 @@ pub(crate) enum Kind {
     DpkgList,
     ApkInstalled,
     RpmDb,
+    RpmBdb,
     PythonMetadata,
     NpmPackageJson,
     NpmLock,
@@ -147,7 +149,8 @@ impl Kind {
     pub(crate) fn limit(self) -> u64 {
         match self {
             Kind::DpkgStatus | Kind::ApkInstalled | Kind::NpmLock => 64 << 20,
-            Kind::RpmDb => 0,
+            Kind::RpmDb => 256 << 20,
+            Kind::RpmBdb => 0,
             _ => 8 << 20,
         }
     }
@@ -162,9 +165,8 @@ impl Kind {
             "etc/alpine-release" => Kind::AlpineRelease,
             "var/lib/dpkg/status" => Kind::DpkgStatus,
             "lib/apk/db/installed" => Kind::ApkInstalled,
-            "var/lib/rpm/rpmdb.sqlite"
-            | "var/lib/rpm/Packages"
-            | "usr/lib/sysimage/rpm/rpmdb.sqlite" => Kind::RpmDb,
+            "var/lib/rpm/rpmdb.sqlite" | "usr/lib/sysimage/rpm/rpmdb.sqlite" => Kind::RpmDb,
+            "var/lib/rpm/Packages" | "usr/lib/sysimage/rpm/Packages" => Kind::RpmBdb,
             _ if path.starts_with("var/lib/dpkg/status.d/")
                 && !name.ends_with(".md5sums")
                 && !name.is_empty() =>
@@ -244,8 +246,18 @@ pub(crate) fn build(c: Collected) -> Inventory {
                     Err(err) => warnings.push(format!("{path}: skipped: {err}")),
                 }
             }
-            Kind::RpmDb => warnings.push(format!(
-                "{path}: rpm database not inventoried (rpm packages are not supported yet): rpm packages in this image are not checked"
+            Kind::RpmDb => {
+                let e = eco.as_deref().unwrap_or("rpm");
+                match rpm::parse_rpmdb(bytes, e, path) {
+                    Ok((p, warning)) => {
+                        packages.extend(p);
+                        warnings.extend(warning.map(|w| format!("{path}: {w}")));
+                    }
+                    Err(err) => warnings.push(format!("{path}: skipped: {err}")),
+                }
+            }
+            Kind::RpmBdb => warnings.push(format!(
+                "{path}: Berkeley DB rpm database not inventoried (only rpmdb.sqlite is read): rpm packages in this image are not checked"
             )),
             Kind::DpkgList => {
                 if let Ok(t) = std::str::from_utf8(bytes) {
@@ -306,12 +318,13 @@ pub(crate) fn build(c: Collected) -> Inventory {
 pub(crate) fn binary_packages(
     path: &str,
     sections: &[Option<Vec<u8>>],
+    mem: &dyn Fn(u64, u64) -> Option<Vec<u8>>,
 ) -> Option<Result<Vec<Package>, String>> {
     let mut out = Vec::new();
     let mut any = false;
     if let Some(Some(b)) = sections.first() {
         any = true;
-        match gobin::parse(b) {
+        match gobin::parse(b, mem) {
             Ok(info) => out.extend(gobin::packages(&info, path)),
             Err(e) => return Some(Err(format!("Go build info: {e}"))),
         }

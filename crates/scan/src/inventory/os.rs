@@ -77,7 +77,25 @@ impl OsRelease {
                 let minor = parts.next().unwrap_or("0");
                 Some(format!("Alpine:v{major}.{minor}"))
             }
-            "ubuntu" if !v.is_empty() => Some(format!("Ubuntu:{v}")),
+            "rocky" if !v.is_empty() => {
+                Some(format!("Rocky Linux:{}", v.split('.').next().unwrap_or(v)))
+            }
+            "almalinux" if !v.is_empty() => {
+                Some(format!("AlmaLinux:{}", v.split('.').next().unwrap_or(v)))
+            }
+            "rhel" => Some("Red Hat".into()),
+            // OSV names Ubuntu LTS releases (even years, April) "Ubuntu:22.04:LTS".
+            "ubuntu" if !v.is_empty() => {
+                let lts = v.ends_with(".04")
+                    && v.get(..2)
+                        .and_then(|y| y.parse::<u32>().ok())
+                        .is_some_and(|y| y % 2 == 0);
+                Some(if lts {
+                    format!("Ubuntu:{v}:LTS")
+                } else {
+                    format!("Ubuntu:{v}")
+                })
+            }
             _ => None,
         }
     }
@@ -99,5 +117,9 @@ mod tests {
         let mut os = OsRelease::default();
         os.complete(Some("12.7\n"), None);
         assert_eq!(os.ecosystem().as_deref(), Some("Debian:12"));
+        let os = parse_os_release("ID=ubuntu\nVERSION_ID=\"22.04\"\n");
+        assert_eq!(os.ecosystem().as_deref(), Some("Ubuntu:22.04:LTS"));
+        let os = parse_os_release("ID=ubuntu\nVERSION_ID=\"23.10\"\n");
+        assert_eq!(os.ecosystem().as_deref(), Some("Ubuntu:23.10"));
     }
 }

@@ -1,132 +1,198 @@
-//! Maven versions, ordered after Maven's `ComparableVersion`: items split on `.`, `-` and
-//! digit/letter transitions; numbers compare numerically and beat qualifiers; the known
-//! qualifiers order `alpha` < `beta` < `milestone` < `rc` < `snapshot` < release (`""`, `ga`,
-//! `final`, `release`) < `sp` < anything else (alphabetically); trailing "null" items
-//! (0, release) are ignored, so `1.0` == `1` == `1.0.0-ga`.
+//! Maven versions, ordered exactly as Maven's `ComparableVersion` (3.8) orders them: the
+//! version (lower-cased) becomes a list of items split on `.`, with `-` and digit/letter
+//! transitions opening a sub-list; numbers compare numerically and beat qualifiers and
+//! sub-lists; known qualifiers order `alpha` < `beta` < `milestone` < `rc` < `snapshot` <
+//! release (`""`, `ga`, `final`, `release`) < `sp`, unknown ones after them alphabetically
+//! (`a1`, `b1`, `m1` are alpha/beta/milestone 1; `cr` is `rc`); trailing "null" items (0,
+//! release, empty lists) are dropped, so `1.0` == `1` == `1.0.0-ga`.
 
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
-    Number(String),
-    Qualifier(String),
+    /// Digits without leading zeros ("" is zero).
+    Int(String),
+    /// A qualifier after aliasing.
+    Str(String),
+    List(Vec<Item>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sep {
-    Dot,
-    Dash,
-}
+const QUALIFIERS: [&str; 7] = ["alpha", "beta", "milestone", "rc", "snapshot", "", "sp"];
+const RELEASE_INDEX: &str = "5";
 
-fn qualifier_rank(q: &str) -> (u8, &str) {
-    match q {
-        "alpha" | "a" => (0, ""),
-        "beta" | "b" => (1, ""),
-        "milestone" | "m" => (2, ""),
-        "rc" | "cr" => (3, ""),
-        "snapshot" => (4, ""),
-        "" | "ga" | "final" | "release" => (5, ""),
-        "sp" => (6, ""),
-        other => (7, other),
+fn comparable_qualifier(q: &str) -> String {
+    match QUALIFIERS.iter().position(|x| *x == q) {
+        Some(i) => i.to_string(),
+        None => format!("{}-{q}", QUALIFIERS.len()),
     }
 }
 
-fn is_null(item: &Item) -> bool {
-    match item {
-        Item::Number(n) => n.trim_start_matches('0').is_empty(),
-        Item::Qualifier(q) => qualifier_rank(q).0 == 5,
-    }
-}
-
-fn tokens(v: &str) -> Vec<(Sep, Item)> {
-    let v = v.trim().to_ascii_lowercase();
-    let mut out = Vec::new();
-    let mut sep = Sep::Dot;
-    let mut cur = String::new();
-    let push = |out: &mut Vec<(Sep, Item)>, sep: Sep, cur: &mut String| {
-        let item = if cur.is_empty() {
-            Item::Number("0".into())
-        } else if cur.bytes().all(|b| b.is_ascii_digit()) {
-            Item::Number(std::mem::take(cur))
-        } else {
-            // Spelled-out single letters directly followed by a number are shorthands.
-            Item::Qualifier(std::mem::take(cur))
-        };
-        out.push((sep, item));
+fn string_item(value: &str, followed_by_digit: bool) -> Item {
+    let v = if followed_by_digit && value.len() == 1 {
+        match value {
+            "a" => "alpha",
+            "b" => "beta",
+            "m" => "milestone",
+            other => other,
+        }
+    } else {
+        value
     };
-    for c in v.chars() {
-        if c == '.' || c == '-' || c == '_' {
-            push(&mut out, sep, &mut cur);
-            sep = if c == '.' { Sep::Dot } else { Sep::Dash };
-            continue;
-        }
-        if let Some(last) = cur.chars().last() {
-            if last.is_ascii_digit() != c.is_ascii_digit() {
-                push(&mut out, sep, &mut cur);
-                sep = Sep::Dash;
-            }
-        }
-        cur.push(c);
-    }
-    push(&mut out, sep, &mut cur);
-    // Drop null items at the end of the whole version and before each dash.
-    let mut i = out.len();
-    while i > 0 {
-        i -= 1;
-        let at_end = i + 1 == out.len() || out[i + 1].0 == Sep::Dash;
-        if i > 0 && at_end && is_null(&out[i].1) {
-            out.remove(i);
-        }
-    }
-    out
+    let v = match v {
+        "ga" | "final" | "release" => "",
+        "cr" => "rc",
+        other => other,
+    };
+    Item::Str(v.to_owned())
 }
 
-fn compare_item(a: Option<&(Sep, Item)>, b: Option<&(Sep, Item)>) -> Ordering {
-    // Weight of (separator, kind): .qualifier < -qualifier < -number < .number
-    fn weight(x: &(Sep, Item)) -> u8 {
-        match x {
-            (Sep::Dot, Item::Qualifier(_)) => 0,
-            (Sep::Dash, Item::Qualifier(_)) => 1,
-            (Sep::Dash, Item::Number(_)) => 2,
-            (Sep::Dot, Item::Number(_)) => 3,
+fn parse_item(is_digit: bool, buf: &str) -> Item {
+    if is_digit {
+        Item::Int(buf.trim_start_matches('0').to_owned())
+    } else {
+        string_item(buf, false)
+    }
+}
+
+impl Item {
+    fn is_null(&self) -> bool {
+        match self {
+            Item::Int(d) => d.is_empty(),
+            Item::Str(s) => s.is_empty(),
+            Item::List(l) => l.is_empty(),
         }
     }
-    match (a, b) {
-        (None, None) => Ordering::Equal,
-        (Some(x), None) => match &x.1 {
-            Item::Number(n) => {
-                if n.trim_start_matches('0').is_empty() {
+
+    /// Compares with another item, `None` standing for "nothing there".
+    fn compare(&self, other: Option<&Item>) -> Ordering {
+        match (self, other) {
+            (Item::Int(d), None) => {
+                if d.is_empty() {
                     Ordering::Equal
                 } else {
                     Ordering::Greater
                 }
             }
-            Item::Qualifier(q) => qualifier_rank(q).cmp(&qualifier_rank("")),
-        },
-        (None, Some(_)) => compare_item(b, a).reverse(),
-        (Some(x), Some(y)) => match (&x.1, &y.1) {
-            (Item::Number(p), Item::Number(q)) if x.0 == y.0 => {
-                let (p, q) = (p.trim_start_matches('0'), q.trim_start_matches('0'));
-                p.len().cmp(&q.len()).then_with(|| p.cmp(q))
+            (Item::Int(a), Some(Item::Int(b))) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
+            (Item::Int(_), Some(_)) => Ordering::Greater,
+            (Item::Str(s), None) => comparable_qualifier(s).as_str().cmp(RELEASE_INDEX),
+            (Item::Str(_), Some(Item::Int(_))) => Ordering::Less,
+            (Item::Str(a), Some(Item::Str(b))) => {
+                comparable_qualifier(a).cmp(&comparable_qualifier(b))
             }
-            (Item::Qualifier(p), Item::Qualifier(q)) if x.0 == y.0 => {
-                qualifier_rank(p).cmp(&qualifier_rank(q))
+            (Item::Str(_), Some(Item::List(_))) => Ordering::Less,
+            // The whole list against nothing, not just its first item (MNG-6964).
+            (Item::List(l), None) => l
+                .iter()
+                .map(|i| i.compare(None))
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(Ordering::Equal),
+            (Item::List(_), Some(Item::Int(_))) => Ordering::Less,
+            (Item::List(_), Some(Item::Str(_))) => Ordering::Greater,
+            (Item::List(a), Some(Item::List(b))) => {
+                for i in 0..a.len().max(b.len()) {
+                    let o = match (a.get(i), b.get(i)) {
+                        (None, None) => Ordering::Equal,
+                        (None, Some(r)) => r.compare(None).reverse(),
+                        (Some(l), r) => l.compare(r),
+                    };
+                    if o != Ordering::Equal {
+                        return o;
+                    }
+                }
+                Ordering::Equal
             }
-            _ => weight(x).cmp(&weight(y)),
-        },
+        }
     }
+}
+
+fn normalize(list: &mut Vec<Item>) {
+    let mut i = list.len();
+    while i > 0 {
+        i -= 1;
+        if list[i].is_null() {
+            list.remove(i);
+        } else if !matches!(list[i], Item::List(_)) {
+            break;
+        }
+    }
+}
+
+/// Parses a version into Maven's item tree.
+fn parse(version: &str) -> Item {
+    let v = version.to_lowercase();
+    let chars: Vec<char> = v.chars().collect();
+    // A stack of lists under construction; each new list is pushed into its parent when closed.
+    let mut stack: Vec<Vec<Item>> = vec![Vec::new()];
+    let mut is_digit = false;
+    let mut start = 0;
+    let text = |a: usize, b: usize| chars[a..b].iter().collect::<String>();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '.' || c == '-' {
+            let item = if i == start {
+                Item::Int(String::new())
+            } else {
+                parse_item(is_digit, &text(start, i))
+            };
+            if let Some(top) = stack.last_mut() {
+                top.push(item);
+            }
+            start = i + 1;
+            if c == '-' {
+                stack.push(Vec::new());
+            }
+        } else if c.is_ascii_digit() {
+            if !is_digit && i > start {
+                // A qualifier after a dot counts as after a dash: 1.0.0.X1 < 1.0.0-X2.
+                if stack.last().is_some_and(|top| !top.is_empty()) {
+                    stack.push(Vec::new());
+                }
+                let item = string_item(&text(start, i), true);
+                if let Some(top) = stack.last_mut() {
+                    top.push(item);
+                }
+                start = i;
+                stack.push(Vec::new());
+            }
+            is_digit = true;
+        } else {
+            if is_digit && i > start {
+                let item = parse_item(true, &text(start, i));
+                if let Some(top) = stack.last_mut() {
+                    top.push(item);
+                }
+                start = i;
+                stack.push(Vec::new());
+            }
+            is_digit = false;
+        }
+    }
+    if chars.len() > start {
+        // A final qualifier after a dot counts as after a dash: 1.0.0.X1 < 1.0.0-X2.
+        if !is_digit && stack.last().is_some_and(|top| !top.is_empty()) {
+            stack.push(Vec::new());
+        }
+        let item = parse_item(is_digit, &text(start, chars.len()));
+        if let Some(top) = stack.last_mut() {
+            top.push(item);
+        }
+    }
+    // Close the lists innermost first, normalising each (as Maven pops its stack).
+    while stack.len() > 1 {
+        let mut inner = stack.pop().unwrap_or_default();
+        normalize(&mut inner);
+        if let Some(parent) = stack.last_mut() {
+            parent.push(Item::List(inner));
+        }
+    }
+    let mut root = stack.pop().unwrap_or_default();
+    normalize(&mut root);
+    Item::List(root)
 }
 
 /// Orders two Maven versions.
 pub fn compare(a: &str, b: &str) -> Ordering {
-    let (ta, tb) = (tokens(a), tokens(b));
-    for i in 0..ta.len().max(tb.len()) {
-        let o = compare_item(ta.get(i), tb.get(i));
-        if o != Ordering::Equal {
-            return o;
-        }
-    }
-    Ordering::Equal
+    parse(a).compare(Some(&parse(b)))
 }
 
 #[cfg(test)]

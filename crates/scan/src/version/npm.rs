@@ -1,5 +1,5 @@
-//! npm versions (node-semver): SemVer 2.0, tolerating a leading `v` or `=` and surrounding
-//! spaces, as `semver.compare` in loose-free mode does after `semver.clean`.
+//! npm versions (node-semver, strict mode): SemVer 2.0 with an optional leading `v` and
+//! surrounding spaces, as `semver.valid` and `semver.compare` read them.
 
 use std::cmp::Ordering;
 
@@ -9,7 +9,6 @@ use super::VersionError;
 /// Parses an npm version.
 pub fn parse(text: &str) -> Result<SemVersion, VersionError> {
     let t = text.trim();
-    let t = t.strip_prefix('=').unwrap_or(t).trim_start();
     let t = t.strip_prefix('v').unwrap_or(t);
     SemVersion::parse_as("npm", t)
 }
@@ -25,7 +24,8 @@ mod tests {
 
     #[test]
     fn prefixes() {
-        assert_eq!(compare("v1.2.3", "=1.2.3"), Ok(Ordering::Equal));
+        assert_eq!(compare("v1.2.3", " 1.2.3 "), Ok(Ordering::Equal));
+        assert!(compare("01.2.3", "1.2.3").is_err());
         assert_eq!(compare("1.2.3-beta.2", "1.2.3-beta.10"), Ok(Ordering::Less));
         assert!(compare("1.2", "1.2.0").is_err());
     }

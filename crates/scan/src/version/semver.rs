@@ -44,6 +44,9 @@ impl SemVersion {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(err("core components must be numbers"));
             }
+            if p.len() > 1 && p.starts_with('0') {
+                return Err(err("numbers must not have leading zeros"));
+            }
             *n = p.parse().map_err(|_| err("number too large"))?;
         }
         if parts.next().is_some() {
@@ -58,6 +61,9 @@ impl SemVersion {
                     {
                         Err(err("bad pre-release identifier"))
                     } else if id.bytes().all(|b| b.is_ascii_digit()) {
+                        if id.len() > 1 && id.starts_with('0') {
+                            return Err(err("numeric identifiers must not have leading zeros"));
+                        }
                         id.parse()
                             .map(Ident::Numeric)
                             .map_err(|_| err("number too large"))

@@ -471,6 +471,8 @@ fn dispatch(session: &Session, command: ContainerCommand) -> Result<i32, Failure
             let options =
                 container_options(&args.container).map_err(|e| Failure::new(ENGINE_FAILURE, e))?;
             pull_if_missing(session, &args.container)?;
+            crate::scan::gate(session.root.as_deref(), &args.container.image, false)
+                .map_err(|e| Failure::new(ENGINE_FAILURE, e))?;
             let created = engine.create(&options).map_err(engine_failure)?;
             print_warnings(&created);
             println!("{}", created.record.id);
@@ -674,6 +676,8 @@ fn run_container(session: &Session, args: RunArgs) -> Result<i32, Failure> {
         ));
     }
     pull_if_missing(session, &args.container)?;
+    crate::scan::gate(session.root.as_deref(), &args.container.image, false)
+        .map_err(|e| Failure::new(ENGINE_FAILURE, e))?;
     let created = engine.create(&options).map_err(engine_failure)?;
     print_warnings(&created);
     let id = created.record.id.clone();

@@ -6,6 +6,7 @@ mod audit;
 mod check;
 mod cli;
 mod container;
+mod db;
 mod events;
 mod image;
 mod key;
@@ -15,6 +16,7 @@ mod output;
 mod pull;
 mod push;
 mod registry;
+mod scan;
 mod sign;
 mod system;
 mod trust;
@@ -60,6 +62,9 @@ impl Session {
 }
 
 fn main() {
+    if let Some(code) = scan::intercept() {
+        std::process::exit(code);
+    }
     let cli = match parse_command_line() {
         Ok(Invocation::Engine(cli)) => cli,
         Ok(Invocation::Registry(session, command)) => {
@@ -154,7 +159,8 @@ enum Invocation {
 
 /// Parses `Cli` with the registry commands added.
 fn parse_command_line() -> Result<Invocation, clap::Error> {
-    let matches = RegistryCommand::augment_subcommands(Cli::command()).try_get_matches()?;
+    let matches =
+        RegistryCommand::augment_subcommands(scan::augment(Cli::command())).try_get_matches()?;
     if matches
         .subcommand_name()
         .is_some_and(RegistryCommand::has_subcommand)

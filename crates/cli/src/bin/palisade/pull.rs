@@ -95,6 +95,7 @@ pub(crate) fn pull(session: &Session, args: PullArgs) -> anyhow::Result<i32> {
             digest: report.digest.to_string(),
         },
     )?;
+    crate::scan::gate(session.root.as_deref(), &args.reference.to_string(), true)?;
     match session.format {
         Format::Json => output::json(&report)?,
         Format::Table if args.quiet => output::line(&report.reference)?,
