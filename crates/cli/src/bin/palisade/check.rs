@@ -95,7 +95,38 @@ pub(crate) fn run(session: &Session, args: CheckArgs) -> anyhow::Result<i32> {
 fn engine_facts(image: &str) -> EngineFacts {
     let mut facts = EngineFacts::current_defaults();
     facts.signatures = signature_gate(image);
+    facts.scan = scan_gate();
     facts
+}
+
+/// Row 2: the vulnerability policy `run` would apply.
+fn scan_gate() -> Gate {
+    let config = palisade_scan::gate::GateConfig::from_env(None);
+    let path = config.policy.display().to_string();
+    if !config.policy.exists() {
+        return Gate::Off(format!(
+            "no vulnerability policy ({path}); images are not scanned"
+        ));
+    }
+    let policy = match palisade_scan::VulnPolicy::load(&config.policy) {
+        Ok(policy) => policy,
+        Err(e) => {
+            return Gate::Enforced(format!(
+                "the vulnerability policy is invalid ({e}), so nothing runs"
+            ))
+        }
+    };
+    let database = config.database.exists();
+    match (database, policy.require_scan) {
+        (true, _) | (false, true) => Gate::Enforced(format!(
+            "nothing above {:?} runs ({path}{})",
+            policy.max_severity,
+            if database { "" } else { "; no database: every image is refused" }
+        )),
+        (false, false) => Gate::Relaxed(format!(
+            "{path} is set, but no advisory database is installed (palisade db import): images run unscanned"
+        )),
+    }
 }
 
 /// Row 1: what the trust policy requires of `image`.
