@@ -1,6 +1,8 @@
 //! Cross-module tests: the authorization matrix, token and login flows, forgery attempts,
 //! configuration validation, and an ignored micro benchmark.
 
+mod bench;
+mod config;
 mod flows;
 mod matrix;
 
