@@ -83,6 +83,24 @@ impl AuthError {
         matches!(self, AuthError::RateLimited { .. })
     }
 
+    /// The audit event for this failure: `other` with name `registry_login_failed` and fields
+    /// `remote_addr`, `reason` (the precise, internal reason; never the secret) and, when a
+    /// name was sent, the actor's `user`.
+    pub fn audit_event(&self, remote_addr: IpAddr) -> palisade_audit::Event {
+        let actor = match self.username() {
+            Some(name) if !name.is_empty() => palisade_audit::Actor::user(name),
+            _ => palisade_audit::Actor::default(),
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert("remote_addr".to_owned(), remote_addr.to_string().into());
+        fields.insert("reason".to_owned(), self.to_string().into());
+        palisade_audit::Event::Other {
+            actor,
+            name: "registry_login_failed".to_owned(),
+            fields,
+        }
+    }
+
     /// The account name involved, if any (for the audit actor).
     pub fn username(&self) -> Option<&str> {
         match self {
@@ -221,7 +239,7 @@ impl Authenticator {
                 Ok(Principal {
                     identity,
                     method: AuthMethod::Bearer,
-                    token_access: Some(claims.access.into()),
+                    token_access: Some(claims.access),
                 })
             }
         }

@@ -167,9 +167,10 @@ impl Authorizer {
         if !is_valid_repository_name(repository) {
             return ActionSet::EMPTY;
         }
+        let segments: Vec<&str> = repository.split('/').collect();
         let mut actions = ActionSet::EMPTY;
         self.for_each_rule_set(identity, |rules| {
-            actions = actions.union(actions_on(rules, repository))
+            actions = actions.union(actions_on(rules, &segments))
         });
         actions
     }

@@ -125,7 +125,13 @@ impl RepositoryGlob {
     /// segment-wise) but the authorizer never asks.
     pub fn matches(&self, name: &str) -> bool {
         let parts: Vec<&str> = name.split('/').collect();
-        match_segments(&self.segments, &parts)
+        self.matches_segments(&parts)
+    }
+
+    /// [`RepositoryGlob::matches`] for a name already split at `/` (the authorizer splits
+    /// once per request, not once per glob).
+    pub fn matches_segments(&self, name: &[&str]) -> bool {
+        match_segments(&self.segments, name)
     }
 }
 

@@ -18,7 +18,7 @@
 //! client reusing its token pays for the signature check once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -103,8 +103,9 @@ struct Claims {
 pub struct VerifiedClaims {
     /// `sub`: a user name, `robot$<name>`, or `None` for an anonymous token.
     pub subject: Option<String>,
-    /// The granted scopes (entries we would not issue are dropped).
-    pub access: Vec<Scope>,
+    /// The granted scopes (entries we would not issue are dropped). Shared, so handing them
+    /// to a [`super::Principal`] per request costs no copy.
+    pub access: Arc<[Scope]>,
     /// `exp`.
     pub expires_at: u64,
     /// `jti`.
@@ -364,7 +365,7 @@ mod tests {
                 .verify(&issued.token, NOW + 1)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(claims.subject.as_deref(), Some("alice"));
-            assert_eq!(claims.access, vec![pull("team-a/app"), Scope::catalog()]);
+            assert_eq!(&claims.access[..], &[pull("team-a/app"), Scope::catalog()]);
             assert_eq!(claims.expires_at, NOW + 300);
             let header = decode_part(&issued.token, 0);
             assert_eq!(header["alg"], jws_algorithm(algorithm));

@@ -645,3 +645,39 @@ fn denials_become_audit_events() {
         super::super::DenialReason::InvalidRepositoryName
     );
 }
+
+#[test]
+fn logins_and_grants_become_audit_events_without_secrets() {
+    let f = Fixture::new(true);
+    let error = f
+        .ctx
+        .authenticate(Some(&basic("alice", "secret-guess")), client())
+        .err()
+        .unwrap_or_else(|| panic!("accepted"));
+    let event = serde_json::to_string(&error.audit_event(client())).unwrap_or_default();
+    assert!(
+        event.contains("\"name\":\"registry_login_failed\""),
+        "{event}"
+    );
+    assert!(event.contains("\"user\":\"alice\""), "{event}");
+    assert!(event.contains("wrong password or token"), "{event}");
+    assert!(!event.contains("secret-guess"), "{event}");
+    let grant = get_token(
+        &f.ctx,
+        Some(("alice", "alice-password")),
+        &["repository:team-a/app:pull"],
+        true,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let event = serde_json::to_string(&grant.audit_event(client())).unwrap_or_default();
+    assert!(event.contains("repository:team-a/app:pull"), "{event}");
+    assert!(
+        !event.contains(&grant.response.token),
+        "the token is not logged"
+    );
+    let refresh = grant.response.refresh_token.unwrap_or_default();
+    assert!(
+        !refresh.is_empty() && !event.contains(&refresh),
+        "the refresh token is not logged"
+    );
+}
