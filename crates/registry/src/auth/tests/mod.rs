@@ -30,6 +30,14 @@ pub(super) const USERS: &[(&str, &[&str], bool)] = &[
     ("eve", &["admin"], true),
 ];
 
+/// The server shares the context across threads behind an `Arc`.
+#[test]
+fn context_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<AuthContext>();
+    assert_send_sync::<AuthState>();
+}
+
 pub(super) fn password_of(user: &str) -> Password {
     Password::new(format!("{user}-password"))
 }
