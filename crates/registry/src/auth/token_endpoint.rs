@@ -95,6 +95,14 @@ impl TokenEndpointError {
         }
     }
 
+    /// The full reason for logs and the audit log (`Display` is what the client may see).
+    pub fn detail(&self) -> String {
+        match self {
+            TokenEndpointError::Auth(e) => e.detail(),
+            other => other.to_string(),
+        }
+    }
+
     /// The OAuth2 `error` value for a JSON body `{"error": ..., "error_description": ...}`.
     pub fn oauth_error(&self) -> &'static str {
         match self {
