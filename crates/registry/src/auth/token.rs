@@ -570,4 +570,23 @@ mod tests {
             assert!(verifier.verify(&bad, NOW).is_err(), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn verify_never_panics_on_arbitrary_text(token in ".{0,400}") {
+            let signer = signer(TokenAlgorithm::Eddsa);
+            proptest::prop_assert!(signer.verifier().verify(&token, NOW).is_err());
+        }
+
+        #[test]
+        fn verify_never_panics_on_json_shaped_parts(
+            header in proptest::prelude::any::<Vec<u8>>(),
+            claims in "\\{[\"a-z0-9:,\\[\\]{} ]{0,120}\\}",
+            signature in proptest::prelude::any::<Vec<u8>>(),
+        ) {
+            let signer = signer(TokenAlgorithm::Es256);
+            let token = format!("{}.{}.{}", b64(&header), b64(claims.as_bytes()), b64(&signature));
+            proptest::prop_assert!(signer.verifier().verify(&token, NOW).is_err());
+        }
+    }
 }

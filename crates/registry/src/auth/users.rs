@@ -665,4 +665,14 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(users.robot("ci").is_none());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn load_never_panics(text in ".{0,300}") {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let path = dir.path().join("users.json");
+            fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+            let _ = UserDb::load(&path);
+        }
+    }
 }
