@@ -278,6 +278,11 @@ impl Authenticator {
         if let Some(identity) = self.cache.lookup(username, password, now) {
             return Ok(identity);
         }
+        let Some(_permit) = self.limiter.try_begin_hash() else {
+            return Err(AuthError::RateLimited {
+                retry_after: RetryAfter(Duration::from_secs(1)),
+            });
+        };
         match self.verify_uncached(username, password) {
             Ok(identity) => {
                 self.cache.insert(username, password, identity.clone(), now);
