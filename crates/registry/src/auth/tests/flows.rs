@@ -681,3 +681,70 @@ fn logins_and_grants_become_audit_events_without_secrets() {
         "the refresh token is not logged"
     );
 }
+
+/// What `docker login` then `docker push` do, step by step.
+#[test]
+fn docker_login_and_push_sequence() {
+    let f = Fixture::new(true);
+    // 1. GET /v2/ without credentials: anonymous, and the server challenges (no scope).
+    let anonymous = f
+        .ctx
+        .authenticate(None, client())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(anonymous.identity.is_anonymous());
+    assert_eq!(
+        f.ctx.challenge(&[], None),
+        format!("Bearer realm=\"{REALM}\",service=\"{SERVICE}\"")
+    );
+    // 2. docker login: GET /token with Basic, account, client_id and offline_token.
+    let query = pairs(&[
+        ("account", "alice"),
+        ("client_id", "docker"),
+        ("offline_token", "true"),
+        ("service", SERVICE),
+    ]);
+    let request = TokenRequest::from_get(&query, Some(&basic("alice", "alice-password")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let login = f
+        .ctx
+        .issue_token(&request, client())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(login.granted.is_empty());
+    let identity_token = login
+        .response
+        .refresh_token
+        .unwrap_or_else(|| panic!("no refresh token"));
+    // 3. docker push: POST /token with the stored identity token for pull,push.
+    let form = pairs(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &identity_token),
+        ("service", SERVICE),
+        ("client_id", "docker"),
+        ("scope", "repository:team-a/app:pull,push"),
+    ]);
+    let request = TokenRequest::from_form(&form).unwrap_or_else(|e| panic!("{e}"));
+    let push = f
+        .ctx
+        .issue_token(&request, client())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        push.granted,
+        vec![Scope::repository("team-a/app", pull_push())]
+    );
+    // 4. The registry requests carry the bearer token.
+    let principal = f
+        .ctx
+        .authenticate(
+            Some(&format!("Bearer {}", push.response.access_token)),
+            client(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(principal.method, AuthMethod::Bearer);
+    for action in [Action::Pull, Action::Push] {
+        assert!(f.ctx.authorize(&principal, "team-a/app", action).is_ok());
+    }
+    assert!(f
+        .ctx
+        .authorize(&principal, "team-a/app", Action::Delete)
+        .is_err());
+}
