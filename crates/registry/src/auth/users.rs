@@ -201,7 +201,17 @@ impl UserDb {
             source,
         };
         let file = fs::File::open(&path).map_err(read_err)?;
-        let len = file.metadata().map_err(read_err)?.len();
+        let metadata = file.metadata().map_err(read_err)?;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            // Hashes are offline-attackable; the file should be private. Not fatal (an operator
+            // may have reasons), but loud.
+            tracing::warn!(
+                path = %path.display(),
+                mode = format_args!("{:o}", metadata.permissions().mode() & 0o7777),
+                "user database is readable by group or others; run chmod 600"
+            );
+        }
+        let len = metadata.len();
         if len > MAX_USER_DB_BYTES {
             return Err(UserDbError::TooLarge { path });
         }
