@@ -389,3 +389,148 @@ fn palisade_skopeo_and_podman_push_and_pull_over_tls_with_tokens() {
     }
     drop(server);
 }
+
+fn b64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in input.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// One raw HTTP/1.1 exchange on a fresh connection; returns the status.
+fn http(port: u16, head: &str, body: &[u8]) -> u16 {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).unwrap();
+    String::from_utf8_lossy(&buf[9..12]).parse().unwrap()
+}
+
+#[test]
+fn sighup_reloads_users_and_sigterm_finishes_uploads_in_flight() {
+    use std::io::Read;
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let port = free_port();
+    let dir = env.dir.path().display().to_string();
+    std::fs::write(
+        env.path("registry.toml"),
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n[storage]\nroot = \"{dir}/data\"\n[auth]\nusers_file = \"{dir}/users.json\"\n\
+             [auth.roles.rw]\nrules = [{{ repositories = [\"a/**\"], actions = [\"pull\", \"push\"] }}]\n"
+        ),
+    )
+    .unwrap();
+    let cfg = env.path("registry.toml");
+    let cfg = cfg.to_str().unwrap();
+    env.palisade_ok(
+        &[
+            "registry", "user", "add", "--config", cfg, "--role", "rw", "alice",
+        ],
+        Some("alice-password\n"),
+    );
+    let mut child = Command::new(PALISADE)
+        .args(["registry", "serve", "--config", cfg])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+    std::thread::spawn(move || for _ in reader.lines() {});
+    let pid = child.id().to_string();
+    let server = Server { child, port };
+
+    let get = |user: &str, pw: &str| {
+        let auth = b64(format!("{user}:{pw}").as_bytes());
+        http(port, &format!("GET /v2/ HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nConnection: close\r\n\r\n"), b"")
+    };
+    assert_eq!(get("alice", "alice-password"), 200);
+    assert_eq!(get("dave", "dave-password"), 401);
+    env.palisade_ok(
+        &[
+            "registry", "user", "add", "--config", cfg, "--role", "rw", "dave",
+        ],
+        Some("dave-password\n"),
+    );
+    assert_eq!(
+        get("dave", "dave-password"),
+        401,
+        "not loaded before SIGHUP"
+    );
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut ok = false;
+    for _ in 0..50 {
+        if get("dave", "dave-password") == 200 {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ok, "SIGHUP did not load the new user");
+
+    // an upload in flight when SIGTERM arrives still completes
+    let data = vec![b'x'; 1 << 20];
+    let d = format!("sha256:{}", {
+        let out = Command::new("sha256sum")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = out;
+        out.stdin.take().unwrap().write_all(&data).unwrap();
+        let o = out.wait_with_output().unwrap();
+        String::from_utf8_lossy(&o.stdout)[..64].to_owned()
+    });
+    let auth = b64(b"alice:alice-password");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(
+        format!(
+            "POST /v2/a/b/blobs/uploads/?digest={d} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Length: {}\r\n\r\n",
+            data.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&data[..data.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(&data[data.len() / 2..]).unwrap();
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf[9..12], b"201", "the upload in flight was not finished");
+    drop(s);
+    let mut server = server;
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "server exit: {status:?}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still listening after SIGTERM"
+    );
+    let blob = env.path(&format!("data/blobs/sha256/{}/{}", &d[7..9], &d[7..]));
+    assert_eq!(std::fs::read(blob).unwrap().len(), data.len());
+}

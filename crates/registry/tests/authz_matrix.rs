@@ -49,6 +49,11 @@ enum Act {
 /// The expected policy, written independently of the implementation.
 fn expected(who: &str, repo: &str, act: Act) -> bool {
     let team_a = repo.starts_with("team-a/");
+    // what anonymous clients may do, every signed-in user and robot may do too
+    let public_pull = repo.starts_with("public/") && act == Act::Pull;
+    if public_pull && matches!(who, "alice" | "bob" | "carol" | "robot$ci") {
+        return true;
+    }
     match who {
         "admin" => true,
         "alice" => team_a,
@@ -285,7 +290,10 @@ async fn no_identity_gets_more_than_its_rules() {
     .await;
     assert_eq!(s, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
-    assert_eq!(v["repositories"], serde_json::json!(["team-a/app"]));
+    assert_eq!(
+        v["repositories"],
+        serde_json::json!(["public/lib", "team-a/app"])
+    );
     let (s, _) = call(&reg, Method::GET, "/v2/_catalog", None, b"").await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 

@@ -47,13 +47,16 @@ impl fmt::Display for LoginFailure {
 /// Why authentication failed. The server answers 429 `TOO_MANY_REQUESTS` (with
 /// `Retry-After`) for [`AuthError::RateLimited`], and 401 `UNAUTHORIZED` with a challenge for
 /// everything else.
+///
+/// `Display` is safe to send to the client: it never says whether an account exists, is
+/// disabled or expired. [`AuthError::detail`] has that, for logs and the audit log only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// The `Authorization` header is malformed or uses another scheme.
     #[error("bad authorization header: {0}")]
     Header(#[from] HeaderError),
     /// User name or password (or robot token) wrong.
-    #[error("invalid credentials for {username:?} ({failure})")]
+    #[error("invalid user name or password")]
     InvalidCredentials {
         /// The name the client sent (truncated to 64 characters, for the audit log).
         username: String,
@@ -73,7 +76,7 @@ pub enum AuthError {
     #[error("bearer tokens are not enabled on this registry")]
     BearerDisabled,
     /// A valid token for an account that no longer exists or is disabled.
-    #[error("token subject {0:?} no longer exists")]
+    #[error("invalid bearer token: its account is no longer valid")]
     UnknownSubject(String),
 }
 
@@ -81,6 +84,38 @@ impl AuthError {
     /// Whether the server should answer 429 rather than 401.
     pub fn is_rate_limited(&self) -> bool {
         matches!(self, AuthError::RateLimited { .. })
+    }
+
+    /// The audit event for this failure: `other` with name `registry_login_failed` and fields
+    /// `remote_addr`, `reason` (the precise, internal reason; never the secret) and, when a
+    /// name was sent, the actor's `user`.
+    pub fn audit_event(&self, remote_addr: IpAddr) -> palisade_audit::Event {
+        let actor = match self.username() {
+            Some(name) if !name.is_empty() => palisade_audit::Actor::user(name),
+            _ => palisade_audit::Actor::default(),
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert("remote_addr".to_owned(), remote_addr.to_string().into());
+        fields.insert("reason".to_owned(), self.detail().into());
+        palisade_audit::Event::Other {
+            actor,
+            name: "registry_login_failed".to_owned(),
+            fields,
+        }
+    }
+
+    /// The full reason, for logs and the audit log (not for the client): which account and
+    /// what exactly failed.
+    pub fn detail(&self) -> String {
+        match self {
+            AuthError::InvalidCredentials { username, failure } => {
+                format!("invalid credentials for {username:?}: {failure}")
+            }
+            AuthError::UnknownSubject(subject) => {
+                format!("token subject {subject:?} no longer exists or is disabled")
+            }
+            other => other.to_string(),
+        }
     }
 
     /// The account name involved, if any (for the audit actor).
@@ -221,7 +256,7 @@ impl Authenticator {
                 Ok(Principal {
                     identity,
                     method: AuthMethod::Bearer,
-                    token_access: Some(claims.access.into()),
+                    token_access: Some(claims.access),
                 })
             }
         }
@@ -243,6 +278,11 @@ impl Authenticator {
         if let Some(identity) = self.cache.lookup(username, password, now) {
             return Ok(identity);
         }
+        let Some(_permit) = self.limiter.try_begin_hash() else {
+            return Err(AuthError::RateLimited {
+                retry_after: RetryAfter(Duration::from_secs(1)),
+            });
+        };
         match self.verify_uncached(username, password) {
             Ok(identity) => {
                 self.cache.insert(username, password, identity.clone(), now);

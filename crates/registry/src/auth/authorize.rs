@@ -4,7 +4,8 @@
 //! (`admin` implies all):
 //! - a user: the rules of its roles plus the configured `default_roles`;
 //! - a robot: its own rules only;
-//! - anonymous: `pull` on the `[auth.anonymous] pull` globs, nothing else.
+//! - anonymous: `pull` on the `[auth.anonymous] pull` globs, nothing else; every identity
+//!   also has what anonymous has (public stays readable after login).
 //!
 //! A bearer token's access is intersected with that: the token never widens the policy, and a
 //! policy change (a role removed, a user deleted) takes effect before the token expires.
@@ -142,9 +143,12 @@ impl Authorizer {
         })
     }
 
+    /// Calls `f` with every rule list that applies to `identity`. Everyone gets the anonymous
+    /// rules (logging in never loses access to what is public).
     fn for_each_rule_set(&self, identity: &Identity, mut f: impl FnMut(&[Rule])) {
+        f(&self.anonymous);
         match identity {
-            Identity::Anonymous => f(&self.anonymous),
+            Identity::Anonymous => {}
             Identity::Robot { rules, .. } => f(rules),
             Identity::User { roles, .. } => {
                 for role in roles.iter().chain(self.default_roles.iter()) {
@@ -163,9 +167,10 @@ impl Authorizer {
         if !is_valid_repository_name(repository) {
             return ActionSet::EMPTY;
         }
+        let segments: Vec<&str> = repository.split('/').collect();
         let mut actions = ActionSet::EMPTY;
         self.for_each_rule_set(identity, |rules| {
-            actions = actions.union(actions_on(rules, repository))
+            actions = actions.union(actions_on(rules, &segments))
         });
         actions
     }

@@ -27,19 +27,33 @@ struct Entry {
 }
 
 /// A bounded, expiring map from credentials (MACed) to the identity they proved.
-#[derive(Debug)]
 pub struct CredentialCache {
-    key: [u8; 32],
+    /// HMAC state already keyed with 32 random bytes (cloned per lookup: saves the key setup).
+    mac: Hmac<Sha256>,
     ttl: Duration,
     capacity: usize,
     entries: Mutex<HashMap<CacheKey, Entry>>,
 }
 
+impl std::fmt::Debug for CredentialCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialCache")
+            .field("ttl", &self.ttl)
+            .field("capacity", &self.capacity)
+            .field("entries", &self.entries.try_lock().map(|e| e.len()).ok())
+            .finish_non_exhaustive()
+    }
+}
+
 impl CredentialCache {
     /// A cache holding up to `capacity` entries for `ttl` each. `ttl` zero disables it.
     pub fn new(ttl: Duration, capacity: usize) -> CredentialCache {
+        let key = zeroize::Zeroizing::new(random_bytes());
+        // HMAC takes keys of any length, so this cannot fail; the fallback is never used.
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&key[..])
+            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
         CredentialCache {
-            key: random_bytes(),
+            mac,
             ttl,
             capacity,
             entries: Mutex::new(HashMap::new()),
@@ -47,11 +61,7 @@ impl CredentialCache {
     }
 
     fn mac(&self, username: &str, password: &Password) -> CacheKey {
-        // The key is 32 bytes; HMAC accepts any length, so this cannot fail.
-        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.key) {
-            Ok(mac) => mac,
-            Err(_) => return [0; 32],
-        };
+        let mut mac = self.mac.clone();
         // Length-prefix the user name so ("ab", "c") and ("a", "bc") differ.
         mac.update(&(username.len() as u64).to_be_bytes());
         mac.update(username.as_bytes());

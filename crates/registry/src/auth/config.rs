@@ -37,6 +37,7 @@
 //! [auth.login_rate_limit]
 //! burst = 10                          # failed logins allowed in a burst, per client
 //! per_minute = 10                     # refill rate
+//! max_concurrent_password_checks = 0  # 0: twice the CPUs; more logins at once get 429
 //!
 //! [auth.credential_cache]
 //! ttl_seconds = 60
@@ -210,6 +211,11 @@ pub struct RateLimitConfig {
     /// How many client addresses are tracked at once.
     #[serde(default = "default_tracked_clients")]
     pub tracked_clients: usize,
+    /// At most this many password hashes (argon2id, tens of milliseconds and 19 MiB each) are
+    /// checked at once across all clients; logins beyond that get 429 with `Retry-After: 1`
+    /// instead of queueing. 0 (the default): twice the number of CPUs.
+    #[serde(default)]
+    pub max_concurrent_password_checks: usize,
 }
 
 impl Default for RateLimitConfig {
@@ -218,6 +224,7 @@ impl Default for RateLimitConfig {
             burst: default_burst(),
             per_minute: default_per_minute(),
             tracked_clients: default_tracked_clients(),
+            max_concurrent_password_checks: 0,
         }
     }
 }

@@ -202,6 +202,11 @@ impl AuthContext {
         }
     }
 
+    /// `Basic realm="<auth.realm>"`, e.g. for a 401 from the token endpoint.
+    pub fn basic_challenge(&self) -> String {
+        basic_challenge(&self.realm)
+    }
+
     /// The challenge for a failed authentication (`scope`: what the request needed, if known).
     pub fn challenge_for_error(&self, error: &AuthError, scope: Option<&Scope>) -> String {
         let scopes: Vec<Scope> = scope.into_iter().cloned().collect();

@@ -125,7 +125,13 @@ impl RepositoryGlob {
     /// segment-wise) but the authorizer never asks.
     pub fn matches(&self, name: &str) -> bool {
         let parts: Vec<&str> = name.split('/').collect();
-        match_segments(&self.segments, &parts)
+        self.matches_segments(&parts)
+    }
+
+    /// [`RepositoryGlob::matches`] for a name already split at `/` (the authorizer splits
+    /// once per request, not once per glob).
+    pub fn matches_segments(&self, name: &[&str]) -> bool {
+        match_segments(&self.segments, name)
     }
 }
 
@@ -379,5 +385,28 @@ mod tests {
         assert!(!p.matches("latest2"));
         assert!(TagPattern::parse("a/b").is_err());
         assert!(TagPattern::parse("").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_and_match_never_panic(glob in "[a-z0-9*/._-]{0,40}", name in "[a-z0-9/._-]{0,40}") {
+            if let Ok(g) = RepositoryGlob::parse(&glob) {
+                let _ = g.matches(&name);
+            }
+        }
+
+        #[test]
+        fn literal_globs_match_only_themselves(name in "[a-z0-9]{1,8}(/[a-z0-9]{1,8}){0,3}", other in "[a-z0-9]{1,8}(/[a-z0-9]{1,8}){0,3}") {
+            let g = RepositoryGlob::parse(&name).unwrap_or_else(|e| panic!("{e}"));
+            proptest::prop_assert!(g.matches(&name));
+            proptest::prop_assert_eq!(g.matches(&other), other == name);
+        }
+
+        #[test]
+        fn single_star_never_crosses_a_slash(prefix in "[a-z0-9]{1,8}", rest in "[a-z0-9]{1,8}/[a-z0-9]{1,8}") {
+            let g = RepositoryGlob::parse(&format!("{prefix}/*")).unwrap_or_else(|e| panic!("{e}"));
+            let name = format!("{prefix}/{rest}");
+            proptest::prop_assert!(!g.matches(&name));
+        }
     }
 }

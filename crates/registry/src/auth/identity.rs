@@ -85,6 +85,11 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The audit actor (user name or `robot$name`; empty for anonymous).
+    pub fn actor(&self) -> Actor {
+        self.identity.actor()
+    }
+
     /// The anonymous principal.
     pub fn anonymous() -> Principal {
         Principal {

@@ -11,8 +11,10 @@
 //!   repository globs, anonymous access, immutable tags, catalog) + the token service.
 //!   Immutable: on SIGHUP build a new one with [`AuthContext::load`] and swap the `Arc`; if
 //!   loading fails, keep the old one.
-//! - [`UserDb`] — the user database file the CLI edits (`add_user`, `remove_user`,
-//!   `set_password`, `add_robot`, `remove_robot`, `save`).
+//! - [`UserDb`] — the user database file the CLI edits: `UserDb::update(path, HashCost::DEFAULT,
+//!   |db| db.add_user(..))` (load, change, save atomically under a lock) with `add_user`,
+//!   `remove_user`, `set_password`, `set_roles`, `set_disabled`, `add_robot` (returns the
+//!   robot's secret, shown once), `remove_robot`.
 //!
 //! # Per request
 //!
@@ -53,8 +55,10 @@
 //!
 //! The token endpoint: parse with [`TokenRequest::from_get`] (query pairs + `Authorization`)
 //! or [`TokenRequest::from_form`] (POST form pairs), call [`AuthContext::issue_token`], send
-//! [`TokenGrant::response`] as JSON, or [`TokenEndpointError::status`] /
-//! [`TokenEndpointError::oauth_error`].
+//! [`TokenGrant::response`] as JSON (with `Cache-Control: no-store`) and record
+//! [`TokenGrant::audit_event`]; on error answer [`TokenEndpointError::status`] with
+//! `{"error": oauth_error(), "error_description": Display}` (a 401 carries
+//! [`AuthContext::basic_challenge`]) and log [`TokenEndpointError::detail`].
 //!
 //! # Security properties (each has tests)
 //!
@@ -65,7 +69,10 @@
 //! - JWT verification pins the algorithm (no `none`, no HS256 confusion), checks `kid`,
 //!   `iss`, `aud`, `exp`/`nbf`/`iat` with 10 s leeway.
 //! - Passwords: argon2id (PHC), zeroized, never logged; unknown users cost a decoy hash;
-//!   failed logins are rate-limited per client (IPv6 per /64).
+//!   failed logins are rate-limited per client (IPv6 per /64) and concurrent hashes are
+//!   capped globally. Client-facing errors (`Display`) never say whether an account exists;
+//!   [`AuthError::detail`] has the reason for logs and [`AuthError::audit_event`] for the
+//!   audit log.
 //! - Secrets at rest (robot tokens, refresh tokens) are stored as SHA-256 digests only.
 
 pub mod action;

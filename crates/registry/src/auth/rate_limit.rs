@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,20 @@ pub struct LoginRateLimiter {
     per_second: f64,
     capacity: usize,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    hashing: AtomicUsize,
+    max_hashing: usize,
+}
+
+/// Permission to run one password hash; released on drop.
+#[derive(Debug)]
+pub struct HashPermit<'a> {
+    hashing: &'a AtomicUsize,
+}
+
+impl Drop for HashPermit<'_> {
+    fn drop(&mut self) {
+        self.hashing.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The client must wait before trying again.
@@ -65,7 +80,26 @@ impl LoginRateLimiter {
             per_second: f64::from(config.per_minute.max(1)) / 60.0,
             capacity: config.tracked_clients.max(1),
             buckets: Mutex::new(HashMap::new()),
+            hashing: AtomicUsize::new(0),
+            max_hashing: match config.max_concurrent_password_checks {
+                0 => 2 * std::thread::available_parallelism().map_or(1, usize::from),
+                n => n,
+            },
         }
+    }
+
+    /// A permit to check one password hash, or `None` when the configured number are
+    /// already running (the caller answers 429: queueing would let a flood of bad logins
+    /// exhaust CPU and memory).
+    pub fn try_begin_hash(&self) -> Option<HashPermit<'_>> {
+        let previous = self.hashing.fetch_add(1, Ordering::AcqRel);
+        if previous >= self.max_hashing {
+            self.hashing.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(HashPermit {
+            hashing: &self.hashing,
+        })
     }
 
     fn refilled(&self, bucket: Bucket, now: Instant) -> f64 {
@@ -136,6 +170,7 @@ mod tests {
             burst,
             per_minute,
             tracked_clients: tracked,
+            max_concurrent_password_checks: 2,
         })
     }
 
@@ -188,5 +223,17 @@ mod tests {
             l.record_failure(IpAddr::V4(i.into()), t0);
             assert!(l.tracked() <= 16);
         }
+    }
+
+    #[test]
+    fn concurrent_hashes_are_capped() {
+        let l = limiter(5, 1, 16);
+        let first = l.try_begin_hash();
+        let second = l.try_begin_hash();
+        assert!(first.is_some() && second.is_some());
+        assert!(l.try_begin_hash().is_none(), "third refused");
+        drop(first);
+        assert!(l.try_begin_hash().is_some(), "a permit came back");
+        drop(second);
     }
 }

@@ -19,7 +19,17 @@ pub struct Rule {
 impl Rule {
     /// The actions this rule grants on `repository` (already validated), with implications.
     pub fn actions_on(&self, repository: &str) -> ActionSet {
-        if self.repositories.iter().any(|g| g.matches(repository)) {
+        let segments: Vec<&str> = repository.split('/').collect();
+        self.actions_on_segments(&segments)
+    }
+
+    /// [`Rule::actions_on`] for a name already split at `/`.
+    pub fn actions_on_segments(&self, segments: &[&str]) -> ActionSet {
+        if self
+            .repositories
+            .iter()
+            .any(|g| g.matches_segments(segments))
+        {
             self.actions.implied()
         } else {
             ActionSet::EMPTY
@@ -27,10 +37,10 @@ impl Rule {
     }
 }
 
-/// The union of what `rules` grant on `repository`.
-pub(crate) fn actions_on(rules: &[Rule], repository: &str) -> ActionSet {
+/// The union of what `rules` grant on the repository split into `segments`.
+pub(crate) fn actions_on(rules: &[Rule], segments: &[&str]) -> ActionSet {
     rules.iter().fold(ActionSet::EMPTY, |acc, r| {
-        acc.union(r.actions_on(repository))
+        acc.union(r.actions_on_segments(segments))
     })
 }
 

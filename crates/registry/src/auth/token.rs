@@ -18,7 +18,7 @@
 //! client reusing its token pays for the signature check once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -103,8 +103,9 @@ struct Claims {
 pub struct VerifiedClaims {
     /// `sub`: a user name, `robot$<name>`, or `None` for an anonymous token.
     pub subject: Option<String>,
-    /// The granted scopes (entries we would not issue are dropped).
-    pub access: Vec<Scope>,
+    /// The granted scopes (entries we would not issue are dropped). Shared, so handing them
+    /// to a [`super::Principal`] per request costs no copy.
+    pub access: Arc<[Scope]>,
     /// `exp`.
     pub expires_at: u64,
     /// `jti`.
@@ -364,7 +365,7 @@ mod tests {
                 .verify(&issued.token, NOW + 1)
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(claims.subject.as_deref(), Some("alice"));
-            assert_eq!(claims.access, vec![pull("team-a/app"), Scope::catalog()]);
+            assert_eq!(&claims.access[..], &[pull("team-a/app"), Scope::catalog()]);
             assert_eq!(claims.expires_at, NOW + 300);
             let header = decode_part(&issued.token, 0);
             assert_eq!(header["alg"], jws_algorithm(algorithm));
@@ -567,6 +568,25 @@ mod tests {
             "x".repeat(MAX_TOKEN_LEN + 1),
         ] {
             assert!(verifier.verify(&bad, NOW).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn verify_never_panics_on_arbitrary_text(token in ".{0,400}") {
+            let signer = signer(TokenAlgorithm::Eddsa);
+            proptest::prop_assert!(signer.verifier().verify(&token, NOW).is_err());
+        }
+
+        #[test]
+        fn verify_never_panics_on_json_shaped_parts(
+            header in proptest::prelude::any::<Vec<u8>>(),
+            claims in "\\{[\"a-z0-9:,\\[\\]{} ]{0,120}\\}",
+            signature in proptest::prelude::any::<Vec<u8>>(),
+        ) {
+            let signer = signer(TokenAlgorithm::Es256);
+            let token = format!("{}.{}.{}", b64(&header), b64(claims.as_bytes()), b64(&signature));
+            proptest::prop_assert!(signer.verifier().verify(&token, NOW).is_err());
         }
     }
 }

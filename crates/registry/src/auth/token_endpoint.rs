@@ -95,6 +95,14 @@ impl TokenEndpointError {
         }
     }
 
+    /// The full reason for logs and the audit log (`Display` is what the client may see).
+    pub fn detail(&self) -> String {
+        match self {
+            TokenEndpointError::Auth(e) => e.detail(),
+            other => other.to_string(),
+        }
+    }
+
     /// The OAuth2 `error` value for a JSON body `{"error": ..., "error_description": ...}`.
     pub fn oauth_error(&self) -> &'static str {
         match self {
@@ -142,6 +150,37 @@ pub struct TokenGrant {
     pub dropped: Vec<ScopeError>,
     /// `jti` of the token.
     pub token_id: String,
+}
+
+impl TokenGrant {
+    /// The audit event for this grant: `other` with name `registry_token_issued` and fields
+    /// `remote_addr`, `token_id` (`jti`), `granted` and `requested` (scope strings),
+    /// `refresh_token_issued`. Never the token itself.
+    pub fn audit_event(&self, remote_addr: IpAddr) -> palisade_audit::Event {
+        let actor = match &self.subject {
+            Some(subject) => palisade_audit::Actor::user(subject.clone()),
+            None => palisade_audit::Actor::default(),
+        };
+        let scopes = |list: &[Scope]| -> serde_json::Value {
+            list.iter()
+                .map(|s| serde_json::Value::from(s.to_string()))
+                .collect()
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert("remote_addr".to_owned(), remote_addr.to_string().into());
+        fields.insert("token_id".to_owned(), self.token_id.clone().into());
+        fields.insert("granted".to_owned(), scopes(&self.granted));
+        fields.insert("requested".to_owned(), scopes(&self.requested));
+        fields.insert(
+            "refresh_token_issued".to_owned(),
+            self.response.refresh_token.is_some().into(),
+        );
+        palisade_audit::Event::Other {
+            actor,
+            name: "registry_token_issued".to_owned(),
+            fields,
+        }
+    }
 }
 
 fn single<'a>(

@@ -14,8 +14,8 @@
 //! }
 //! ```
 //!
-//! The CLI (`palisade registry user ...`) edits it with [`UserDb::load_or_empty`],
-//! [`UserDb::add_user`], [`UserDb::remove_user`], [`UserDb::set_password`],
+//! The CLI (`palisade registry user ...`) edits it inside [`UserDb::update`] (load, change,
+//! save under a lock) with [`UserDb::add_user`], [`UserDb::remove_user`], [`UserDb::set_password`],
 //! [`UserDb::add_robot`], [`UserDb::save`]; the server reads it with [`UserDb::load`] and
 //! reloads on SIGHUP.
 
@@ -201,7 +201,17 @@ impl UserDb {
             source,
         };
         let file = fs::File::open(&path).map_err(read_err)?;
-        let len = file.metadata().map_err(read_err)?.len();
+        let metadata = file.metadata().map_err(read_err)?;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            // Hashes are offline-attackable; the file should be private. Not fatal (an operator
+            // may have reasons), but loud.
+            tracing::warn!(
+                path = %path.display(),
+                mode = format_args!("{:o}", metadata.permissions().mode() & 0o7777),
+                "user database is readable by group or others; run chmod 600"
+            );
+        }
+        let len = metadata.len();
         if len > MAX_USER_DB_BYTES {
             return Err(UserDbError::TooLarge { path });
         }
@@ -438,6 +448,39 @@ impl UserDb {
             .ok_or_else(|| UserDbError::NoSuchRobot(name.to_owned()))
     }
 
+    /// Load the database at `path` (empty if missing), apply `change`, and save — all under
+    /// an exclusive lock on `<path>.lock`, so two concurrent `palisade registry user` commands
+    /// cannot lose each other's change. If `change` fails nothing is written.
+    pub fn update<T>(
+        path: impl AsRef<Path>,
+        cost: HashCost,
+        change: impl FnOnce(&mut UserDb) -> Result<T, UserDbError>,
+    ) -> Result<T, UserDbError> {
+        let path = path.as_ref();
+        let mut lock_name = path.as_os_str().to_owned();
+        lock_name.push(".lock");
+        let lock_path = PathBuf::from(lock_name);
+        let lock_err = |source| UserDbError::Write {
+            path: lock_path.clone(),
+            source,
+        };
+        let lock = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(lock_err)?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| lock_err(e.into()))?;
+        let mut db = UserDb::load_or_empty(path)?.with_hash_cost(cost);
+        let value = change(&mut db)?;
+        db.save()?;
+        // The lock is released when `lock` is closed.
+        drop(lock);
+        Ok(value)
+    }
+
     /// Write the database atomically: a temporary file (mode 0600) in the same directory,
     /// fsync, rename over the old one, fsync the directory. On error the old file is intact.
     pub fn save(&self) -> Result<(), UserDbError> {
@@ -664,5 +707,46 @@ mod tests {
             .remove_robot("robot$ci")
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(users.robot("ci").is_none());
+    }
+
+    #[test]
+    fn concurrent_updates_do_not_lose_changes() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("users.json");
+        std::thread::scope(|scope| {
+            for i in 0..8 {
+                let path = &path;
+                scope.spawn(move || {
+                    UserDb::update(path, HashCost::INSECURE_FOR_TESTS, |db| {
+                        db.add_user(&format!("user{i}"), &Password::new("long enough"), &[])
+                    })
+                    .unwrap_or_else(|e| panic!("{e}"));
+                });
+            }
+        });
+        let db = UserDb::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(db.users().count(), 8);
+        // A failing change writes nothing.
+        let result = UserDb::update(&path, HashCost::INSECURE_FOR_TESTS, |db| {
+            db.remove_user("ghost")
+        });
+        assert!(matches!(result, Err(UserDbError::NoSuchUser(_))));
+        assert_eq!(
+            UserDb::load(&path)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .users()
+                .count(),
+            8
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn load_never_panics(text in ".{0,300}") {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            let path = dir.path().join("users.json");
+            fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+            let _ = UserDb::load(&path);
+        }
     }
 }
