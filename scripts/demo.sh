@@ -29,7 +29,7 @@ rootfs="$demo/bundle/rootfs"
 step "a busybox rootfs with palisade-check inside"
 mkdir -p "$rootfs"/{bin,proc,sys,dev,tmp,run,etc}
 cp /bin/busybox "$rootfs/bin/"
-for applet in sh ls cat echo true sleep id ps hostname mount; do ln -sf busybox "$rootfs/bin/$applet"; done
+for applet in sh ls cat echo true sleep id ps hostname mount ip ping httpd wget; do ln -sf busybox "$rootfs/bin/$applet"; done
 install_bin() { # copy a binary and the shared libraries it loads
   cp "$1" "$rootfs/bin/"
   for lib in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*'); do
@@ -79,7 +79,8 @@ pal store image import "$rootfs" demo/busybox:1 --cmd '["sh"]'
 pal store images
 
 step "registry: palisade registry serve on 127.0.0.1 (users with argon2 passwords, per-repository rules)"
-port=5055
+# A free port on 127.0.0.1, so the demo never collides with a registry already running.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > "$demo/registry.toml" <<TOML
 listen = "127.0.0.1:$port"
 audit_log = "$demo/registry-audit.log"
@@ -145,6 +146,28 @@ pal pulled exec web sh -c 'echo exec works in $(hostname)'
 pal pulled stop -t 1 web >/dev/null
 pal pulled rm web >/dev/null
 echo "container ${id:0:12} stopped and removed"
+
+step "network: a bridge whose ports accept only their own container's MAC and addresses"
+pal pulled network rm demo-net >/dev/null 2>&1 || true
+pal pulled network create demo-net
+mkdir -p "$demo/www" && echo "hello from a neighbour" > "$demo/www/index.html" && chmod -R 755 "$demo/www"
+pal pulled run -d --name www --network demo-net -v "$demo/www:/www:ro" \
+  "127.0.0.1:$port/demo/busybox:1" httpd -f -p 8080 -h /www >/dev/null
+www_ip=$(pal pulled --format json inspect www | jq -r '.[0].network.ipv4 // .[0].network.address // empty' | cut -d/ -f1)
+pal pulled run --rm --network demo-net "127.0.0.1:$port/demo/busybox:1" sh -c \
+  "ip -4 -o addr show eth0 | sed 's/^/client: /'; wget -qO- http://$www_ip:8080/"
+echo "anti-spoofing rules on the host (nftables bridge table palisade-demo-net):"
+nft list table bridge palisade-demo-net | grep -E 'ether saddr|arp saddr|ip saddr' | head -6
+pal pulled rm -f www >/dev/null
+pal pulled network rm demo-net
+
+step "palisade check: what the defaults cover, and what --privileged takes away"
+pal pulled check --run -- "127.0.0.1:$port/demo/busybox:1"
+pal pulled check --run -- --privileged "127.0.0.1:$port/demo/busybox:1" || true
+
+step "audit: every decision above is in a hash-chained log"
+pal pulled audit verify
+pal pulled audit show --since 10m | tail -n 5
 
 step "done"
 echo "demo files are in $demo"

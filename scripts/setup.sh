@@ -16,12 +16,24 @@ packages=(
   python3-apt python3-rpm python3-packaging python3-yaml  # scan: reference version comparators for the differential tests
   debootstrap               # scan: the Debian rootfs of the scanner benchmark
   golang-go                 # scan: tests build a Go 1.19 binary and read its build info
-  nodejs npm                # scan: npm's node-semver is the reference in the SemVer differential test
+  nodejs node-semver        # scan: node-semver is the reference in the SemVer differential test
   default-jre-headless libmaven3-core-java  # scan: Maven's ComparableVersion, the Maven reference
 )
 
+# Satisfied without the Debian package: a Node.js from elsewhere (nodesource's bundles npm and
+# its semver, and conflicts with Debian's node-* packages) or any Java runtime.
+provided() {
+  case "$1" in
+    nodejs) command -v node >/dev/null 2>&1 ;;
+    node-semver) [ -d /usr/lib/node_modules/npm/node_modules/semver ] || [ -d /usr/share/nodejs/semver ] ;;
+    default-jre-headless) command -v java >/dev/null 2>&1 ;;
+    *) return 1 ;;
+  esac
+}
+
 missing=()
 for p in "${packages[@]}"; do
+  provided "$p" && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then

@@ -192,13 +192,21 @@ fn semver_versions_from_osv() -> Option<Vec<String>> {
 
 #[test]
 fn npm_and_semver_match_node_semver() {
-    let semver_js = "/usr/lib/node_modules/npm/node_modules/semver";
+    // npm's own copy (Node.js from nodesource), or Debian's node-semver package.
+    let semver_js = [
+        "/usr/lib/node_modules/npm/node_modules/semver",
+        "/usr/share/nodejs/semver",
+        "/usr/lib/nodejs/semver",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .unwrap_or("/usr/share/nodejs/semver");
     let node_ok = Command::new("node")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
     if !node_ok || !Path::new(semver_js).exists() {
-        let msg = "no node with npm's node-semver: install nodejs and npm";
+        let msg = "no node with node-semver: install nodejs and node-semver";
         if std::env::var("PALISADE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
             panic!("{msg}");
         }
