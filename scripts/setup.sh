@@ -18,6 +18,7 @@ packages=(
   golang-go                 # scan: tests build a Go 1.19 binary and read its build info
   nodejs node-semver        # scan: node-semver is the reference in the SemVer differential test
   default-jre-headless libmaven3-core-java  # scan: Maven's ComparableVersion, the Maven reference
+  python3-venv              # registry: the venv of moto, the local S3 server the S3 storage tests use
 )
 
 # Satisfied without the Debian package: a Node.js from elsewhere (nodesource's bundles npm and
@@ -52,3 +53,10 @@ command -v cargo >/dev/null 2>&1 || {
   echo "setup: cargo (Rust 1.85 or newer) is required; install it with rustup and re-run" >&2
   exit 1
 }
+
+# registry: moto's S3 server for crates/registry/tests/s3.rs (from PyPI, into its own venv)
+if [ ! -x /opt/palisade-moto/bin/moto_server ]; then
+  echo "setup: installing moto (local S3 server) into /opt/palisade-moto"
+  python3 -m venv /opt/palisade-moto
+  /opt/palisade-moto/bin/pip install -q 'moto[server]'
+fi

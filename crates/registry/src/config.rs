@@ -11,6 +11,14 @@
 //!
 //! [storage]
 //! root = "/var/lib/palisade/registry"
+//! backend = "fs"                                      # or "s3", with [storage.s3] (optional)
+//!
+//! [storage.s3]                                        # see crate::storage::s3::S3Config
+//! bucket = "registry"
+//! endpoint = "https://s3.example.internal"            # absent: AWS
+//! region = "us-east-1"
+//! prefix = "palisade"                                 # optional key prefix
+//! # access_key_id / secret_access_key, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
 //!
 //! [tls]                                               # optional: plain HTTP without it
 //! cert = "/etc/palisade/registry.crt"
@@ -126,8 +134,25 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// The filesystem root.
+    /// The filesystem root (with `backend = "s3"`: local state such as scan verdicts).
     pub root: PathBuf,
+    /// Where blobs and repository metadata live.
+    #[serde(default)]
+    pub backend: StorageBackend,
+    /// `[storage.s3]`, required with `backend = "s3"`.
+    #[serde(default)]
+    pub s3: Option<crate::storage::s3::S3Config>,
+}
+
+/// `storage.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// Files under `storage.root`.
+    #[default]
+    Fs,
+    /// An S3-compatible bucket (`[storage.s3]`).
+    S3,
 }
 
 /// `[tls]`.
@@ -204,6 +229,22 @@ impl Config {
         if !self.storage.root.is_absolute() {
             return Err(invalid("storage.root", "must be an absolute path".into()));
         }
+        match (self.storage.backend, &self.storage.s3) {
+            (StorageBackend::S3, None) => {
+                return Err(invalid(
+                    "storage.s3",
+                    "backend = \"s3\" needs a [storage.s3] section with at least bucket".into(),
+                ))
+            }
+            (StorageBackend::S3, Some(s3)) => s3.validate().map_err(|(f, m)| invalid(f, m))?,
+            (StorageBackend::Fs, Some(_)) => {
+                return Err(invalid(
+                    "storage.backend",
+                    "a [storage.s3] section is present: set backend = \"s3\" or remove it".into(),
+                ))
+            }
+            (StorageBackend::Fs, None) => {}
+        }
         if let Some(t) = &self.tls {
             for (f, p) in [
                 ("tls.cert", Some(&t.cert)),
@@ -275,6 +316,10 @@ mod tests {
         for (text, needle) in [
             ("[storage]\nroot = \"rel\"\n", "storage.root"),
             ("[storage]\nroot = \"/r\"\nbogus = 1\n", "unknown field"),
+            ("[storage]\nroot = \"/r\"\nbackend = \"s3\"\n", "storage.s3"),
+            ("[storage]\nroot = \"/r\"\nbackend = \"nfs\"\n", "unknown variant"),
+            ("[storage]\nroot = \"/r\"\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9\"\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n", "allow_http"),
+            ("[storage]\nroot = \"/r\"\n[storage.s3]\nbucket = \"b\"\n", "storage.backend"),
             ("[storage]\nroot = \"/r\"\n[tls]\ncert = \"/nonexistent\"\nkey = \"/nonexistent\"\n", "tls.cert"),
             ("[storage]\nroot = \"/r\"\n[quotas]\n\"a/b\" = 1\n", "quotas"),
             ("[storage]\nroot = \"/r\"\n[[policies]]\nrepositories = [\"a/***\"]\ngates = [\"x\"]\n", "policies[0]"),

@@ -10,11 +10,14 @@ use std::time::Duration;
 use crate::audit::AuditSink;
 use crate::auth::{AuthContext, AuthState};
 use crate::config::Config;
+use crate::config::StorageBackend;
 use crate::gate::{Gate, GatePolicy, RegistryView};
 use crate::scan::{ScanGate, ScanQueue, Scanner, VerdictStore};
 use crate::server::access::{Access, AuthAccess, OpenAccess};
 use crate::server::{Limits, Registry};
 use crate::storage::fs::FsStorage;
+use crate::storage::s3::S3Storage;
+use crate::storage::Storage;
 
 /// Gates and a scanner supplied by the embedding program (the trust and scan crates).
 #[derive(Default)]
@@ -53,6 +56,9 @@ pub enum DaemonError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The S3 bucket could not be reached or used.
+    #[error("S3 storage (bucket {bucket}): {message}; check [storage.s3] endpoint, bucket, region and credentials")]
+    S3 { bucket: String, message: String },
     /// Auth setup (users file, token key).
     #[error("auth: {0}")]
     Auth(#[from] crate::auth::AuthSetupError),
@@ -123,14 +129,44 @@ async fn run_async(
     ext: Extensions,
     ready: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), DaemonError> {
+    let root = cfg.storage.root.clone();
+    match (cfg.storage.backend, cfg.storage.s3.clone()) {
+        (StorageBackend::S3, Some(s3)) => {
+            // local state (scan verdicts) stays under root
+            std::fs::create_dir_all(&root).map_err(|source| DaemonError::Storage {
+                path: root.clone(),
+                source,
+            })?;
+            let storage = S3Storage::connect(&s3).await.map_err(|e| DaemonError::S3 {
+                bucket: s3.bucket.clone(),
+                message: e.to_string(),
+            })?;
+            let view: Arc<dyn RegistryView> = Arc::new(storage.view());
+            serve_storage(config_path, cfg, ext, ready, storage, view).await
+        }
+        _ => {
+            let storage = FsStorage::open(&root).map_err(|source| DaemonError::Storage {
+                path: root.clone(),
+                source,
+            })?;
+            let view: Arc<dyn RegistryView> = Arc::new(storage.view());
+            serve_storage(config_path, cfg, ext, ready, storage, view).await
+        }
+    }
+}
+
+/// Serves `storage` (either backend) as configured.
+async fn serve_storage<S: Storage>(
+    config_path: PathBuf,
+    cfg: Config,
+    ext: Extensions,
+    ready: impl FnOnce(std::net::SocketAddr),
+    storage: S,
+    view: Arc<dyn RegistryView>,
+) -> Result<(), DaemonError> {
     use tokio::signal::unix::{signal, SignalKind};
 
     let root = cfg.storage.root.clone();
-    let storage = FsStorage::open(&root).map_err(|source| DaemonError::Storage {
-        path: root.clone(),
-        source,
-    })?;
-    let view: Arc<dyn RegistryView> = Arc::new(storage.view());
     let verdicts = VerdictStore::new(&root);
     let audit = cfg.audit_log.as_deref().map(AuditSink::open).transpose()?;
     let state = cfg.auth.as_ref().map(AuthState::new).transpose()?;

@@ -1,12 +1,14 @@
 //! Where the registry keeps its bytes: content-addressed blobs, upload sessions and per-repository
 //! metadata (which blobs and manifests a repository holds, its tags, its referrers).
 //!
-//! The [`Storage`] trait is what the HTTP layer uses; [`fs::FsStorage`] is the filesystem backend.
+//! The [`Storage`] trait is what the HTTP layer uses; [`fs::FsStorage`] is the filesystem backend,
+//! [`s3::S3Storage`] the S3-compatible object storage one.
 //! Contract every backend keeps: a blob becomes visible only by an atomic commit of content the
 //! caller has verified against its digest; metadata writes are atomic; names and tags reaching
 //! the backend have been validated ([`crate::name`]), so they are safe path components.
 
 pub mod fs;
+pub mod s3;
 
 use std::future::Future;
 use std::io;
