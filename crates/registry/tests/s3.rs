@@ -436,3 +436,131 @@ fn s3_config_is_validated_and_the_secret_never_printed() {
     c.validate().unwrap();
     assert!(!format!("{c:?}").contains("s3cr3t"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_failed_chunk_rolls_back_and_an_upload_survives_a_restart() {
+    let Some(m) = moto().await else { return };
+    let loc = {
+        let (reg, _) = registry(&m).await;
+        let r = call(&reg, Method::POST, "/v2/a/blobs/uploads/", &[], b"").await;
+        let loc = r.header("location").to_owned();
+        let r = call(
+            &reg,
+            Method::PATCH,
+            &loc,
+            &[("content-range", "0-4")],
+            b"01234",
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        // a chunk shorter than it announced is refused and cut back off the stored parts
+        let r = call(
+            &reg,
+            Method::PATCH,
+            &loc,
+            &[("content-range", "5-9"), ("content-length", "5")],
+            b"567",
+        )
+        .await;
+        assert!(r.status.is_client_error(), "{}", r.status);
+        let r = call(&reg, Method::GET, &loc, &[], b"").await;
+        assert_eq!(
+            (r.status, r.header("range")),
+            (StatusCode::NO_CONTENT, "0-4")
+        );
+        loc
+    };
+    // a new server process over the same bucket continues the session
+    let (reg, s) = registry(&m).await;
+    let r = call(&reg, Method::GET, &loc, &[], b"").await;
+    assert_eq!(r.header("range"), "0-4");
+    let r = call(
+        &reg,
+        Method::PATCH,
+        &loc,
+        &[("content-range", "5-9")],
+        b"56789",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let d = Digest::of(b"0123456789");
+    let loc = r.header("location").to_owned();
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let r = call(
+        &reg,
+        Method::PUT,
+        &format!("{loc}{sep}digest={d}"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = call(&reg, Method::GET, &format!("/v2/a/blobs/{d}"), &[], b"").await;
+    assert_eq!(&r.body[..], b"0123456789");
+    assert!(!keys(&s).await.iter().any(|k| k.starts_with("reg/uploads/")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_view_gives_gates_verified_content_only() {
+    use palisade_registry::gate::RegistryView;
+    use palisade_registry::name::RepositoryName;
+    let Some(m) = moto().await else { return };
+    let (reg, s) = registry(&m).await;
+    let c = push_blob(&reg, "x", b"{}").await;
+    let l = push_blob(&reg, "x", b"layer").await;
+    let man = manifest(&c, 2, &[(&l, 5)]);
+    let r = call(&reg, Method::PUT, "/v2/x/manifests/v1", &[MT], &man).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let view = s.view();
+    let repo = RepositoryName::parse("x").unwrap();
+    let other = RepositoryName::parse("other").unwrap();
+    let (v, l2, s2) = (view.clone(), l.clone(), s.clone());
+    // gates run on runtime workers and on blocking threads: both must work
+    let (tag, blob, foreign, tampered) = tokio::spawn(async move {
+        let tag = v.tag(&repo, "v1");
+        let blob = v.blob(&repo, &l2, 1024);
+        let foreign = v.blob(&other, &l2, 1024);
+        s2.store()
+            .put(&s2.blob_key(&l2), PutPayload::from_static(b"LAYER"))
+            .await
+            .unwrap();
+        let tampered = tokio::task::spawn_blocking(move || v.blob(&repo, &l2, 1024))
+            .await
+            .unwrap();
+        (tag, blob, foreign, tampered)
+    })
+    .await
+    .unwrap();
+    assert_eq!(tag, Some((Digest::of(&man), man.clone())));
+    assert_eq!(blob.as_deref(), Some(&b"layer"[..]));
+    assert_eq!(foreign, None, "not linked into that repository");
+    assert_eq!(tampered, None, "altered content is never handed to a gate");
+}
+
+#[test]
+fn s3_daemon_refuses_to_start_on_an_unreachable_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("registry.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[storage]\nroot = \"{}\"\nbackend = \"s3\"\n\
+             [storage.s3]\nbucket = \"palisade-test\"\nendpoint = \"http://127.0.0.1:{port}\"\n\
+             allow_http = true\naccess_key_id = \"k\"\nsecret_access_key = \"do-not-print\"\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut listening = false;
+    let e = palisade_registry::daemon::run(&cfg, Default::default(), |_| listening = true)
+        .unwrap_err()
+        .to_string();
+    assert!(!listening, "must fail before listening");
+    assert!(e.contains("S3 storage (bucket palisade-test)"), "{e}");
+    assert!(!e.contains("do-not-print"), "{e}");
+}

@@ -191,7 +191,13 @@ impl S3Storage {
         let mut b = AmazonS3Builder::new()
             .with_bucket_name(&cfg.bucket)
             .with_region(&cfg.region)
-            .with_allow_http(cfg.allow_http);
+            .with_allow_http(cfg.allow_http)
+            // transient failures are retried, but a dead endpoint is reported within seconds
+            .with_retry(object_store::RetryConfig {
+                max_retries: 4,
+                retry_timeout: std::time::Duration::from_secs(30),
+                ..object_store::RetryConfig::default()
+            });
         if let Some(e) = &cfg.endpoint {
             // path-style requests: S3-compatible servers rarely have per-bucket DNS names
             b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
