@@ -564,3 +564,114 @@ fn s3_daemon_refuses_to_start_on_an_unreachable_endpoint() {
     assert!(e.contains("S3 storage (bucket palisade-test)"), "{e}");
     assert!(!e.contains("do-not-print"), "{e}");
 }
+
+/// One HTTP/1.1 request over a fresh connection: (status, body).
+fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &str,
+    body: &[u8],
+) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..split]).to_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let mut body = out[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let (mut plain, mut rest) = (Vec::new(), &body[..]);
+        loop {
+            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let n = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16)
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            plain.extend_from_slice(&rest[eol + 2..eol + 2 + n]);
+            rest = &rest[eol + 4 + n..];
+        }
+        body = plain;
+    }
+    (status, body)
+}
+
+#[test]
+fn s3_daemon_serves_over_http_and_stops_on_sigterm() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let Some(m) = rt.block_on(moto()) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("registry.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[storage]\nroot = \"{}\"\nbackend = \"s3\"\n\
+             [storage.s3]\nbucket = \"palisade-test\"\nendpoint = \"http://127.0.0.1:{}\"\n\
+             allow_http = true\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\nprefix = \"d\"\n",
+            dir.path().join("state").display(),
+            m.port
+        ),
+    )
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let daemon = std::thread::spawn(move || {
+        palisade_registry::daemon::run(&cfg, Default::default(), move |a| {
+            let _ = tx.send(a);
+        })
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    // serving (and so past installing its signal handlers) once /v2/ answers
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() && http(addr, "GET", "/v2/", "", b"").0 == 200
+        {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(up, "the daemon answers /v2/");
+    let layer = pattern(200_000, 9);
+    let (l, c) = (Digest::of(&layer), Digest::of(b"{}"));
+    for (d, b) in [(&l, &layer[..]), (&c, &b"{}"[..])] {
+        let (st, body) = http(
+            addr,
+            "POST",
+            &format!("/v2/demo/blobs/uploads/?digest={d}"),
+            "",
+            b,
+        );
+        assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+    }
+    let man = manifest(&c, 2, &[(&l, layer.len())]);
+    let ct = "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n";
+    assert_eq!(http(addr, "PUT", "/v2/demo/manifests/v1", ct, &man).0, 201);
+    assert_eq!(
+        http(addr, "GET", "/v2/demo/manifests/v1", "", b""),
+        (200, man)
+    );
+    assert_eq!(
+        http(addr, "GET", &format!("/v2/demo/blobs/{l}"), "", b""),
+        (200, layer)
+    );
+    let keys = rt.block_on(async {
+        let s = S3Storage::connect(&config(m.port)).await.unwrap();
+        keys(&s).await
+    });
+    assert!(
+        keys.contains(&format!("d/blobs/sha256/{}", l.hex())),
+        "{keys:?}"
+    );
+
+    rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::TERM)
+        .unwrap();
+    daemon.join().unwrap().unwrap();
+}
