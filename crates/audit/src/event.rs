@@ -518,6 +518,9 @@ pub enum Event {
         path: Option<String>,
         /// The access refused, e.g. `"write_file"`.
         access: String,
+        /// How many such denials this record stands for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
     },
     /// Starting a container failed before its program ran (the runtime binary could not be
     /// executed, or container setup was refused).
@@ -942,6 +945,7 @@ pub(crate) fn examples() -> Vec<Event> {
             container_id: Some("web-1".into()),
             path: Some("/etc/shadow".into()),
             access: "write_file".into(),
+            count: Some(3),
         },
         Event::ContainerStartFailed {
             actor: Actor::current_process(),

@@ -133,6 +133,7 @@ mod tests {
             container_id: Some("we\"b]".into()),
             path: None,
             access: "write_file".into(),
+            count: None,
         });
         let line = rfc5424(&denied, "host one", "palisade");
         let prefix = "<84>1 2023-11-14T22:13:20.000000005Z hostone palisade ";

@@ -1442,3 +1442,168 @@ fn a_relaxation_the_audit_log_cannot_record_is_refused() {
     let out = p.run(&["create", "busybox", "true"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+/// The kernel's audit switch (`auditctl -e`), turned on for a test and restored on drop:
+/// Landlock logs its denials only while audit is enabled.
+struct KernelAudit {
+    socket: std::os::fd::OwnedFd,
+    was_enabled: u32,
+}
+
+impl KernelAudit {
+    const AUDIT_GET: u16 = 1000;
+    const AUDIT_SET: u16 = 1001;
+    const STATUS_ENABLED: u32 = 1;
+
+    /// Enables audit; `None` when the kernel has no audit netlink socket.
+    fn enable() -> Option<KernelAudit> {
+        use nix::sys::socket::{socket, AddressFamily, SockFlag, SockProtocol, SockType};
+        let socket = socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkAudit,
+        )
+        .ok()?;
+        let mut audit = KernelAudit {
+            socket,
+            was_enabled: 0,
+        };
+        let reply = audit.request(Self::AUDIT_GET, &[])?;
+        // struct audit_status { mask, enabled, ... } after the 16-byte nlmsghdr.
+        audit.was_enabled = u32::from_ne_bytes(reply.get(20..24)?.try_into().ok()?);
+        audit.set(1)?;
+        Some(audit)
+    }
+
+    fn set(&self, enabled: u32) -> Option<()> {
+        let mut status = Self::STATUS_ENABLED.to_ne_bytes().to_vec();
+        status.extend_from_slice(&enabled.to_ne_bytes());
+        let reply = self.request(Self::AUDIT_SET, &status)?;
+        // The acknowledgement: NLMSG_ERROR with error 0.
+        (reply.get(16..20)? == [0, 0, 0, 0]).then_some(())
+    }
+
+    fn request(&self, kind: u16, payload: &[u8]) -> Option<Vec<u8>> {
+        use nix::sys::socket::{recv, sendto, MsgFlags, NetlinkAddr};
+        use std::os::fd::AsRawFd;
+        let mut message = Vec::new();
+        let length = u32::try_from(16 + payload.len()).ok()?;
+        message.extend_from_slice(&length.to_ne_bytes());
+        message.extend_from_slice(&kind.to_ne_bytes());
+        // NLM_F_REQUEST | NLM_F_ACK.
+        message.extend_from_slice(&5u16.to_ne_bytes());
+        message.extend_from_slice(&1u32.to_ne_bytes());
+        message.extend_from_slice(&0u32.to_ne_bytes());
+        message.extend_from_slice(payload);
+        let fd = self.socket.as_raw_fd();
+        sendto(fd, &message, &NetlinkAddr::new(0, 0), MsgFlags::empty()).ok()?;
+        let mut reply = vec![0u8; 8192];
+        loop {
+            let n = recv(fd, &mut reply, MsgFlags::empty()).ok()?;
+            let kind_of_reply = u16::from_ne_bytes(reply.get(4..6)?.try_into().ok()?);
+            // AUDIT_GET answers with its status, then an acknowledgement; keep the status.
+            if kind == Self::AUDIT_GET && kind_of_reply == 2 {
+                continue;
+            }
+            reply.truncate(n);
+            return Some(reply);
+        }
+    }
+}
+
+impl Drop for KernelAudit {
+    fn drop(&mut self) {
+        let _ = self.set(self.was_enabled);
+    }
+}
+
+/// Records of `kind` in an audit log's text.
+fn audit_records<'a>(text: &'a str, kind: &'a str) -> impl Iterator<Item = Value> + 'a {
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(move |record| record["event"]["kind"] == kind)
+}
+
+#[test]
+fn landlock_denials_reach_the_audit_log() {
+    if !privileged() {
+        return;
+    }
+    // Landlock writes audit records since Linux 6.15 (ABI 7).
+    if palisade_sys::landlock::abi_version().is_none_or(|abi| abi < 7) {
+        if std::env::var("PALISADE_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+            panic!("the kernel's Landlock does not log denials (ABI 7, Linux 6.15, needed)");
+        }
+        eprintln!("SKIP: the kernel's Landlock does not log denials (needs ABI 7)");
+        return;
+    }
+    let Some(_audit) = KernelAudit::enable() else {
+        panic!("cannot enable kernel audit through netlink");
+    };
+    let p = Palisade::new();
+    // A host directory, readable by everyone, handed to the container as its stdin: only
+    // Landlock stands between the container and the file beneath it (reached through the
+    // /proc/self/fd/0 magic link, outside the container's rootfs).
+    let host = p.path("host-dir");
+    fs::create_dir(&host).unwrap();
+    fs::set_permissions(&host, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(host.join("secret"), "host data\n").unwrap();
+    fs::set_permissions(host.join("secret"), fs::Permissions::from_mode(0o644)).unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let mut args = vec!["run", "-i", "--name", name];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["busybox", "cat", "/proc/self/fd/0/secret"]);
+        let out = p
+            .command(&args)
+            .stdin(fs::File::open(&host).unwrap())
+            .output()
+            .unwrap();
+        let id = p.inspect(name)["id"].as_str().unwrap().to_owned();
+        (out, id)
+    };
+
+    let (out, id) = run("confined", &[]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    let audit = p.engine_audit();
+    let denied: Vec<Value> = audit_records(&audit, "landlock_denied")
+        .filter(|record| record["event"]["container_id"] == id.as_str())
+        .collect();
+    let secret = host.join("secret");
+    let record = denied
+        .iter()
+        .find(|r| r["event"]["path"] == secret.to_str().unwrap())
+        .unwrap_or_else(|| panic!("no landlock_denied for {secret:?}: {denied:#?}\n{audit}"));
+    assert!(
+        record["event"]["access"]
+            .as_str()
+            .unwrap()
+            .contains("fs.read_file"),
+        "{record}"
+    );
+    assert!(record["event"]["count"].as_u64().unwrap() >= 1, "{record}");
+
+    // The control: without Landlock the same read works, and nothing is recorded.
+    let (out, free_id) = run("unconfined", &["--security-opt", "landlock=off"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out), "host data\n");
+    assert_eq!(
+        audit_records(&p.engine_audit(), "landlock_denied")
+            .filter(|record| record["event"]["container_id"] == free_id.as_str())
+            .count(),
+        0
+    );
+
+    let verified = p.run(&["audit", "verify"]);
+    assert!(
+        verified.status.success() && stdout(&verified).contains("intact"),
+        "{}{}",
+        stdout(&verified),
+        stderr(&verified)
+    );
+}

@@ -39,6 +39,7 @@ pub mod console;
 pub mod engine;
 pub mod exit;
 pub mod id;
+pub mod landlock_watch;
 pub mod layers;
 pub mod logs;
 pub mod monitor;

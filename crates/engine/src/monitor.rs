@@ -302,6 +302,9 @@ fn supervise(
 
     // The seccomp agent must listen before the runtime connects to it.
     let agent = start_seccomp_agent(engine, &dir, id)?;
+    // Landlock's kernel records are read from the moment the container's domain is created.
+    let landlock =
+        crate::landlock_watch::Watcher::start(&engine.paths().engine_audit_log(), id.as_str());
     let mut create = runtime.command(Some(&runtime_log));
     create
         .arg("create")
@@ -347,6 +350,9 @@ fn supervise(
         };
         pumps.push(pump(master, Stream::Stdout, Arc::clone(&log), tee).map_err(spawn_error)?);
     }
+    if let Some(watcher) = &landlock {
+        watcher.set_init(init.pid);
+    }
     engine.records().update(id, |r| r.init = Some(init))?;
     // The container's init exists (with our empty signal mask): from now on our signals are
     // its signals.
@@ -376,6 +382,9 @@ fn supervise(
     signal_target.store(0, Ordering::SeqCst);
     if let Some(agent) = agent {
         agent.stop();
+    }
+    if let Some(watcher) = landlock {
+        watcher.stop();
     }
     drop(held_stdin);
     drain(pumps);

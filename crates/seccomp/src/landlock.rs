@@ -18,6 +18,11 @@
 //! Enforcement is best effort: on a kernel without Landlock, or with an older Landlock ABI, the
 //! rights the kernel does not know are not enforced, and the returned [`LandlockStatus`] says
 //! so. Applying a ruleset sets `no_new_privs`, which Landlock requires of unprivileged callers.
+//!
+//! Where the kernel logs Landlock denials (ABI 7, Linux 6.15), the domain is created with
+//! `LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON`, so that denials of the program the container's
+//! init executes are logged too (as `AUDIT_LANDLOCK_ACCESS` records, with the domain id of an
+//! `AUDIT_LANDLOCK_DOMAIN` record naming the creating process).
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
@@ -41,6 +46,9 @@ const MODE_ROOTFS: &str = "rootfs";
 /// The newest Landlock ABI this code was written and tested for; rights of newer ABIs the
 /// running kernel lacks are dropped (best effort) and reported as partial enforcement.
 const TARGET_ABI: ABI = ABI::V10;
+
+/// The Landlock ABI that logs denials to the audit subsystem (Linux 6.15).
+const LOGGING_ABI: u32 = 7;
 
 /// How far symbolic links are followed when resolving a read-only path (the kernel's limit).
 const MAX_SYMLINKS: usize = 40;
@@ -277,7 +285,14 @@ pub fn restrict_to_root_with(
         }
     }
 
-    let status = ruleset.no_new_privs(set_no_new_privs).restrict_self()?;
+    let mut ruleset = ruleset.no_new_privs(set_no_new_privs);
+    // The container's init execs its process right after this: without LOG_NEW_EXEC_ON the
+    // kernel would not log that process's denials. Asked for only where the kernel has it
+    // (ABI 7), so that older kernels keep their enforcement status.
+    if palisade_sys::landlock::abi_version().is_some_and(|abi| abi >= LOGGING_ABI) {
+        ruleset = ruleset.log_new_exec(true)?;
+    }
+    let status = ruleset.restrict_self()?;
     Ok(match status.ruleset {
         RulesetStatus::FullyEnforced => LandlockStatus::FullyEnforced,
         RulesetStatus::PartiallyEnforced => LandlockStatus::PartiallyEnforced,

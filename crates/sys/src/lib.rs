@@ -6,6 +6,7 @@
 
 pub mod bpf;
 pub mod ipc;
+pub mod landlock;
 pub mod mount;
 pub mod packet;
 pub mod process;
