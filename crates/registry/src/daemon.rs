@@ -25,6 +25,41 @@ pub struct Extensions {
     pub scanner: Option<Arc<dyn Scanner>>,
 }
 
+/// Why a configured gate or scanner could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtensionError {
+    /// `[gates.signature]`.
+    #[error(transparent)]
+    Signature(#[from] crate::signature::SignatureGateError),
+    /// `[gates.scan]`.
+    #[error(transparent)]
+    Scan(#[from] crate::vuln::VulnScannerError),
+}
+
+impl Extensions {
+    /// The gates and scanner the configuration's `[gates.signature]` and `[gates.scan]` ask
+    /// for: the trust policy, advisory database and vulnerability policy are loaded now, so a
+    /// missing or invalid file stops the start with its name.
+    pub fn from_config(cfg: &Config) -> Result<Self, ExtensionError> {
+        let mut ext = Self::default();
+        if let Some(s) = &cfg.gates.signature {
+            ext.gates
+                .push(Arc::new(crate::signature::SignatureGate::load(
+                    &s.policy,
+                    s.registry_name.clone(),
+                )?));
+        }
+        if let Some(s) = &cfg.gates.scan {
+            ext.scanner = Some(Arc::new(crate::vuln::VulnScanner::load(
+                &s.database,
+                &s.policy,
+                s.max_layer_bytes,
+            )?));
+        }
+        Ok(ext)
+    }
+}
+
 impl std::fmt::Debug for Extensions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Extensions")
