@@ -187,11 +187,12 @@ async fn sign(
     refs
 }
 
-fn gated(reg: &Reg, gate: Arc<dyn Gate>, name: &str) {
+/// Gates `prod/**` with `gate`, caching verdicts for `cache`.
+fn gated(reg: &Reg, gate: Arc<dyn Gate>, name: &str, cache: Duration) {
     let policy = GatePolicy::new(
         &[(vec!["prod/**".into()], vec![name.into()])],
         &[gate],
-        Duration::ZERO,
+        cache,
     )
     .unwrap();
     reg.set_gates(Arc::new(policy));
@@ -231,7 +232,8 @@ async fn signature_gate_verifies_with_the_trust_policy() {
     let team = PrivateKey::generate(KeyAlgorithm::EcdsaP256);
     let stranger = PrivateKey::generate(KeyAlgorithm::EcdsaP256);
     let gate = SignatureGate::load(&trust_policy(dir.path(), &team), REGISTRY_NAME).unwrap();
-    gated(&reg, Arc::new(gate), "signature");
+    // a long verdict cache: pushing a signature must drop the cached denial
+    gated(&reg, Arc::new(gate), "signature", Duration::from_secs(600));
 
     // unsigned: 403 DENIED, the reason names the missing key
     let unsigned = push_image(&reg, "prod/app", "unsigned", &[]).await;
@@ -255,7 +257,16 @@ async fn signature_gate_verifies_with_the_trust_policy() {
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // signed by the team key (cosign tag form): served; the signature stays fetchable
-    let signed = push_image(&reg, "prod/app", "signed", &[]).await;
+    let signed = push_image(
+        &reg,
+        "prod/app",
+        "signed",
+        &[("application/vnd.test", b"s".to_vec())],
+    )
+    .await;
+    // denied before it is signed; the cached denial is dropped when the signature is pushed
+    let (s, _) = get(&reg, "/v2/prod/app/manifests/signed").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
     let refs = sign(
         &reg,
         &*view,
@@ -411,7 +422,12 @@ async fn scan_on_push_denies_vulnerable_images() {
     let reg = Registry::new(storage, Limits::default())
         .with_view(view)
         .with_scan_queue(queue);
-    gated(&reg, Arc::new(ScanGate::new(store.clone())), "scan");
+    gated(
+        &reg,
+        Arc::new(ScanGate::new(store.clone())),
+        "scan",
+        Duration::ZERO,
+    );
 
     let gz = "application/vnd.oci.image.layer.v1.tar+gzip";
     let meta = b"Metadata-Version: 2.1\nName: urllib3\nVersion: 1.26.4\n\n" as &[u8];

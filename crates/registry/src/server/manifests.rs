@@ -338,6 +338,8 @@ impl<S: Storage> Registry<S> {
         if let Some(q) = self.scans.get() {
             q.enqueue(repo.clone(), d.clone());
         }
+        // A new manifest may be a signature (tag or referrer) changing another one's verdict.
+        self.gates().invalidate();
         let subject = parsed.subject.clone();
         self.manifests.put(
             d.clone(),
