@@ -202,7 +202,7 @@ pub struct SignatureGateConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScanGateConfig {
-    /// The advisory database (`palisade vulndb import`).
+    /// The advisory database (`palisade db import`).
     pub database: PathBuf,
     /// The vulnerability policy (TOML, docs/scan.md).
     pub policy: PathBuf,

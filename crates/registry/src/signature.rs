@@ -23,13 +23,12 @@ use crate::name::RepositoryName;
 
 /// Why the signature gate could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("signature gate: trust policy {path}: {source}")]
+#[error("signature gate: {error}")]
 pub struct SignatureGateError {
     /// The policy file.
     pub path: PathBuf,
-    /// What the trust crate said.
-    #[source]
-    pub source: TrustError,
+    /// What the trust crate said (it names the policy file and the key or scope at fault).
+    pub error: TrustError,
 }
 
 /// Verifies signatures with the trust policy.
@@ -47,9 +46,9 @@ impl SignatureGate {
         policy_path: &Path,
         registry_name: impl Into<String>,
     ) -> Result<Self, SignatureGateError> {
-        let policy = Policy::load(policy_path).map_err(|source| SignatureGateError {
+        let policy = Policy::load(policy_path).map_err(|error| SignatureGateError {
             path: policy_path.to_owned(),
-            source,
+            error,
         })?;
         Ok(Self::new(policy, registry_name))
     }

@@ -24,7 +24,7 @@ pub const DEFAULT_MAX_LAYER_BYTES: u64 = 1 << 30;
 #[derive(Debug, thiserror::Error)]
 pub enum VulnScannerError {
     /// The advisory database.
-    #[error("scan: advisory database {path}: {message} (build one with `palisade vulndb import`)")]
+    #[error("scan: advisory database {path}: {message}")]
     Database { path: PathBuf, message: String },
     /// The vulnerability policy.
     #[error("scan: vulnerability policy: {0}")]
