@@ -30,6 +30,7 @@
 //! [gates.scan]                                        # scan on push, the `scan` gate
 //! database = "/var/lib/palisade/vulndb"
 //! policy = "/etc/palisade/vuln-policy.toml"
+//! rescan_check_seconds = 60                           # rescan all when the database changes
 //!
 //! [[policies]]                                        # gates evaluated on manifest GET/HEAD
 //! repositories = ["prod/**"]
@@ -209,6 +210,14 @@ pub struct ScanGateConfig {
     /// The largest layer scanned; a larger one fails its scan.
     #[serde(default = "default_max_layer")]
     pub max_layer_bytes: u64,
+    /// How often the database file is checked for a rebuild, which rescans every stored
+    /// manifest; 0 turns the check off.
+    #[serde(default = "default_rescan_check")]
+    pub rescan_check_seconds: u64,
+}
+
+fn default_rescan_check() -> u64 {
+    60
 }
 
 fn default_max_layer() -> u64 {
@@ -226,6 +235,12 @@ pub struct PolicyConfig {
 }
 
 impl Config {
+    /// How often scan on push checks for a rebuilt advisory database (`None`: never).
+    pub fn rescan_check_interval(&self) -> Option<std::time::Duration> {
+        let s = self.gates.scan.as_ref()?.rescan_check_seconds;
+        (s > 0).then(|| std::time::Duration::from_secs(s))
+    }
+
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let p = path.display().to_string();

@@ -199,12 +199,13 @@ async fn run_async(
     if let Some(scanner) = ext.scanner.clone() {
         let policy_for_cb = Arc::clone(&registry);
         let queue = ScanQueue::start(
-            scanner,
+            Arc::clone(&scanner),
             Arc::clone(&view),
             verdicts.clone(),
             Arc::new(move |_r, _d, _v| policy_for_cb.gates().invalidate()),
         );
         registry.set_scan_queue(queue);
+        spawn_rescan_on_database_change(&registry, scanner, cfg.rescan_check_interval());
     }
     registry.set_access(access);
     registry.set_gates(gates);
@@ -279,4 +280,33 @@ async fn run_async(
     )
     .await?;
     Ok(())
+}
+
+/// Every `every`, compares the scanner's database version with the last one seen and rescans
+/// every stored manifest when it changed (a rebuilt advisory database).
+fn spawn_rescan_on_database_change<S: crate::storage::Storage>(
+    registry: &Arc<Registry<S>>,
+    scanner: Arc<dyn Scanner>,
+    every: Option<Duration>,
+) {
+    let (Some(every), Some(mut seen)) = (every, scanner.database_version()) else {
+        return;
+    };
+    let reg = Arc::clone(registry);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(now) = scanner.database_version() else {
+                continue;
+            };
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match reg.rescan_all().await {
+                Ok(n) => tracing::info!(manifests = n, "advisory database changed: rescanning"),
+                Err(e) => tracing::error!(error = %e, "advisory database changed, rescan failed"),
+            }
+        }
+    });
 }

@@ -88,6 +88,28 @@ impl Scanner for VulnScanner {
         digest: &Digest,
         view: &dyn RegistryView,
     ) -> Result<ScanVerdict, String> {
+        self.scan_manifest(repository, digest, view)
+    }
+
+    /// The database file's size and modification time: `palisade db import` rewrites it.
+    fn database_version(&self) -> Option<String> {
+        let m = std::fs::metadata(&self.database).ok()?;
+        let modified = m
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(format!("{}:{}", m.len(), modified.as_nanos()))
+    }
+}
+
+impl VulnScanner {
+    fn scan_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        view: &dyn RegistryView,
+    ) -> Result<ScanVerdict, String> {
         let bytes = view
             .manifest(repository, digest)
             .ok_or_else(|| format!("manifest {digest} is not readable"))?;

@@ -20,7 +20,7 @@ use palisade_registry::config::Config;
 use palisade_registry::daemon::Extensions;
 use palisade_registry::gate::{Gate, GatePolicy, RegistryView};
 use palisade_registry::name::RepositoryName;
-use palisade_registry::scan::{ScanGate, ScanQueue, ScanVerdict, VerdictStore};
+use palisade_registry::scan::{ScanGate, ScanQueue, ScanVerdict, Scanner, VerdictStore};
 use palisade_registry::server::{Limits, Registry};
 use palisade_registry::signature::{SignatureGate, ViewSource};
 use palisade_registry::storage::fs::FsStorage;
@@ -410,9 +410,9 @@ async fn scan_on_push_denies_vulnerable_images() {
     let view: Arc<dyn RegistryView> = Arc::new(storage.view());
     let store = VerdictStore::new(&root);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let scanner = VulnScanner::load(&db, &policy, 1 << 20).unwrap();
+    let scanner = Arc::new(VulnScanner::load(&db, &policy, 1 << 20).unwrap());
     let queue = ScanQueue::start(
-        Arc::new(scanner),
+        Arc::clone(&scanner) as Arc<dyn Scanner>,
         Arc::clone(&view),
         store.clone(),
         Arc::new(move |_r: &RepositoryName, d: &Digest, v: &ScanVerdict| {
@@ -496,6 +496,26 @@ async fn scan_on_push_denies_vulnerable_images() {
     );
     let (s, _) = get(&reg, "/v2/prod/app/manifests/garbage").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // a rebuilt database changes the scanner's database version, and a rescan re-queues every
+    // stored manifest (the daemon does this when the version changes)
+    let before = scanner.database_version().unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scan/tests/fixtures/osv/pypi");
+    palisade_scan::db::import(&[fixtures], &db).unwrap();
+    assert_ne!(scanner.database_version().unwrap(), before);
+    assert_eq!(reg.rescan_all().await.unwrap(), 4);
+    let mut rescanned = Vec::new();
+    for _ in 0..4 {
+        let (d, v) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        rescanned.push((d, v.passed));
+    }
+    assert_eq!(rescanned.iter().filter(|(_, passed)| *passed).count(), 1);
+    let (s, body) = get(&reg, "/v2/prod/app/manifests/vulnerable").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
 }
 
 #[test]
