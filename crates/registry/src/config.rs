@@ -31,6 +31,15 @@
 //! [quotas]                                            # bytes per namespace (first path component)
 //! team-a = 10737418240
 //!
+//! [gates.signature]                                   # the `signature` gate
+//! policy = "/etc/palisade/policy.json"                # trust policy; keys/ beside it
+//! registry_name = "registry.example:5000"             # host in the policy's scope names
+//!
+//! [gates.scan]                                        # scan on push, the `scan` gate
+//! database = "/var/lib/palisade/vulndb"
+//! policy = "/etc/palisade/vuln-policy.toml"
+//! rescan_check_seconds = 60                           # rescan all when the database changes
+//!
 //! [[policies]]                                        # gates evaluated on manifest GET/HEAD
 //! repositories = ["prod/**"]
 //! gates = ["signature", "scan"]
@@ -104,6 +113,9 @@ pub struct Config {
     /// Gate policies.
     #[serde(default)]
     pub policies: Vec<PolicyConfig>,
+    /// The built-in gates' settings (`[gates.signature]`, `[gates.scan]`).
+    #[serde(default)]
+    pub gates: GatesConfig,
     /// Authentication and authorization ([`crate::auth::AuthConfig`]); without it the registry
     /// is open to anyone who can reach it (development only).
     #[serde(default)]
@@ -189,6 +201,54 @@ fn default_manifest() -> usize {
     DEFAULT_MAX_MANIFEST_BYTES
 }
 
+/// `[gates]`: settings of the gates policies may name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatesConfig {
+    /// The `signature` gate; policies naming it are refused at start without this.
+    #[serde(default)]
+    pub signature: Option<SignatureGateConfig>,
+    /// Scan on push; without it nothing is scanned and the `scan` gate denies every pull.
+    #[serde(default)]
+    pub scan: Option<ScanGateConfig>,
+}
+
+/// `[gates.signature]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureGateConfig {
+    /// The trust policy (docs/trust.md), with its `keys` directory beside it by default.
+    pub policy: PathBuf,
+    /// The host (and port) clients pull from, as in the policy's scope names
+    /// (`registry.example:5000` for the scope `registry.example:5000/prod/*`).
+    pub registry_name: String,
+}
+
+/// `[gates.scan]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanGateConfig {
+    /// The advisory database (`palisade db import`).
+    pub database: PathBuf,
+    /// The vulnerability policy (TOML, docs/scan.md).
+    pub policy: PathBuf,
+    /// The largest layer scanned; a larger one fails its scan.
+    #[serde(default = "default_max_layer")]
+    pub max_layer_bytes: u64,
+    /// How often the database file is checked for a rebuild, which rescans every stored
+    /// manifest; 0 turns the check off.
+    #[serde(default = "default_rescan_check")]
+    pub rescan_check_seconds: u64,
+}
+
+fn default_rescan_check() -> u64 {
+    60
+}
+
+fn default_max_layer() -> u64 {
+    crate::vuln::DEFAULT_MAX_LAYER_BYTES
+}
+
 /// `[[policies]]`: gates that must pass before a manifest in matching repositories is served.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -200,6 +260,12 @@ pub struct PolicyConfig {
 }
 
 impl Config {
+    /// How often scan on push checks for a rebuilt advisory database (`None`: never).
+    pub fn rescan_check_interval(&self) -> Option<std::time::Duration> {
+        let s = self.gates.scan.as_ref()?.rescan_check_seconds;
+        (s > 0).then(|| std::time::Duration::from_secs(s))
+    }
+
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let p = path.display().to_string();
@@ -285,6 +351,37 @@ impl Config {
             for g in &p.repositories {
                 crate::glob::Glob::parse(g)
                     .map_err(|e| invalid(&format!("policies[{i}].repositories"), e))?;
+            }
+        }
+        if let Some(s) = &self.gates.signature {
+            if s.registry_name.is_empty() || s.registry_name.contains('/') {
+                return Err(invalid(
+                    "gates.signature.registry_name",
+                    "must be the registry's host[:port], as in the trust policy's scopes".into(),
+                ));
+            }
+        }
+        for (f, p) in [
+            (
+                "gates.signature.policy",
+                self.gates.signature.as_ref().map(|s| &s.policy),
+            ),
+            (
+                "gates.scan.database",
+                self.gates.scan.as_ref().map(|s| &s.database),
+            ),
+            (
+                "gates.scan.policy",
+                self.gates.scan.as_ref().map(|s| &s.policy),
+            ),
+        ] {
+            if let Some(p) = p {
+                if !p.is_file() {
+                    return Err(invalid(
+                        f,
+                        format!("{} is not a readable file", p.display()),
+                    ));
+                }
             }
         }
         if let Some(a) = &self.auth {

@@ -28,6 +28,41 @@ pub struct Extensions {
     pub scanner: Option<Arc<dyn Scanner>>,
 }
 
+/// Why a configured gate or scanner could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtensionError {
+    /// `[gates.signature]`.
+    #[error(transparent)]
+    Signature(#[from] crate::signature::SignatureGateError),
+    /// `[gates.scan]`.
+    #[error(transparent)]
+    Scan(#[from] crate::vuln::VulnScannerError),
+}
+
+impl Extensions {
+    /// The gates and scanner the configuration's `[gates.signature]` and `[gates.scan]` ask
+    /// for: the trust policy, advisory database and vulnerability policy are loaded now, so a
+    /// missing or invalid file stops the start with its name.
+    pub fn from_config(cfg: &Config) -> Result<Self, ExtensionError> {
+        let mut ext = Self::default();
+        if let Some(s) = &cfg.gates.signature {
+            ext.gates
+                .push(Arc::new(crate::signature::SignatureGate::load(
+                    &s.policy,
+                    s.registry_name.clone(),
+                )?));
+        }
+        if let Some(s) = &cfg.gates.scan {
+            ext.scanner = Some(Arc::new(crate::vuln::VulnScanner::load(
+                &s.database,
+                &s.policy,
+                s.max_layer_bytes,
+            )?));
+        }
+        Ok(ext)
+    }
+}
+
 impl std::fmt::Debug for Extensions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Extensions")
@@ -200,12 +235,13 @@ async fn serve_storage<S: Storage>(
     if let Some(scanner) = ext.scanner.clone() {
         let policy_for_cb = Arc::clone(&registry);
         let queue = ScanQueue::start(
-            scanner,
+            Arc::clone(&scanner),
             Arc::clone(&view),
             verdicts.clone(),
             Arc::new(move |_r, _d, _v| policy_for_cb.gates().invalidate()),
         );
         registry.set_scan_queue(queue);
+        spawn_rescan_on_database_change(&registry, scanner, cfg.rescan_check_interval());
     }
     registry.set_access(access);
     registry.set_gates(gates);
@@ -280,4 +316,33 @@ async fn serve_storage<S: Storage>(
     )
     .await?;
     Ok(())
+}
+
+/// Every `every`, compares the scanner's database version with the last one seen and rescans
+/// every stored manifest when it changed (a rebuilt advisory database).
+fn spawn_rescan_on_database_change<S: crate::storage::Storage>(
+    registry: &Arc<Registry<S>>,
+    scanner: Arc<dyn Scanner>,
+    every: Option<Duration>,
+) {
+    let (Some(every), Some(mut seen)) = (every, scanner.database_version()) else {
+        return;
+    };
+    let reg = Arc::clone(registry);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let Some(now) = scanner.database_version() else {
+                continue;
+            };
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match reg.rescan_all().await {
+                Ok(n) => tracing::info!(manifests = n, "advisory database changed: rescanning"),
+                Err(e) => tracing::error!(error = %e, "advisory database changed, rescan failed"),
+            }
+        }
+    });
 }

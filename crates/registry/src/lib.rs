@@ -10,6 +10,8 @@
 //!   network listener (TLS, graceful shutdown).
 //! - [`gate`]: policy checks on pulls ([`gate::Gate`], [`gate::RegistryView`]); [`scan`]: scan
 //!   on push ([`scan::Scanner`], [`scan::ScanQueue`], [`scan::ScanGate`]).
+//! - [`signature`]: the `signature` gate (palisade-trust); [`vuln`]: the scan-on-push
+//!   [`scan::Scanner`] (palisade-scan).
 //! - [`config`]: the TOML configuration file.
 
 pub mod audit;
@@ -26,4 +28,6 @@ pub mod range;
 pub mod scan;
 pub mod serve;
 pub mod server;
+pub mod signature;
 pub mod storage;
+pub mod vuln;

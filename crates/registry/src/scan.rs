@@ -34,6 +34,12 @@ pub trait Scanner: Send + Sync + 'static {
         digest: &Digest,
         view: &dyn RegistryView,
     ) -> Result<ScanVerdict, String>;
+
+    /// A fingerprint of what verdicts depend on besides the image (the advisory database);
+    /// when it changes, the server rescans every stored manifest. `None`: never rescan.
+    fn database_version(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Stored verdicts.

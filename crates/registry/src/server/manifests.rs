@@ -143,6 +143,27 @@ impl<S: Storage> Registry<S> {
         if !policy.applies(repo) {
             return Ok(());
         }
+        // The gates protect consumers. A signed-in identity that may push to the repository
+        // is its publisher: it reads back what it pushed (to sign it, for one) ungated. With
+        // no authentication everyone is anonymous, so everyone stays gated.
+        let publisher = !matches!(who.identity, crate::auth::Identity::Anonymous)
+            && self.access().allowed(who, repo, super::access::Op::Push);
+        if publisher {
+            let mut fields = serde_json::Map::new();
+            fields.insert("repository".into(), repo.as_str().into());
+            fields.insert("digest".into(), d.to_string().into());
+            fields.insert("decision".into(), "allow".into());
+            fields.insert(
+                "reason".into(),
+                "publisher: may push to this repository".into(),
+            );
+            self.audit(palisade_audit::Event::Other {
+                actor: who.identity.actor(),
+                name: "registry_policy_verdict".into(),
+                fields,
+            });
+            return Ok(());
+        }
         let Some(view) = self.view.clone() else {
             return Err(ApiError::new(
                 ErrorCode::Denied,
@@ -338,6 +359,8 @@ impl<S: Storage> Registry<S> {
         if let Some(q) = self.scans.get() {
             q.enqueue(repo.clone(), d.clone());
         }
+        // A new manifest may be a signature (tag or referrer) changing another one's verdict.
+        self.gates().invalidate();
         let subject = parsed.subject.clone();
         self.manifests.put(
             d.clone(),

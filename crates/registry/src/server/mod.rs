@@ -150,6 +150,29 @@ impl<S: Storage> Registry<S> {
         let _ = self.scans.set(queue);
     }
 
+    /// Queues every manifest of every repository for a rescan (the advisory database changed);
+    /// returns how many were queued, 0 without a scan queue.
+    pub async fn rescan_all(&self) -> crate::storage::StorageResult<usize> {
+        let Some(queue) = self.scans.get() else {
+            return Ok(0);
+        };
+        let mut queued = 0;
+        for name in self.storage.repositories().await? {
+            let Ok(repo) = RepositoryName::parse(&name) else {
+                continue;
+            };
+            let manifests = self
+                .storage
+                .links(&repo, crate::storage::LinkKind::Manifest)
+                .await?;
+            for d in manifests {
+                queue.enqueue(repo.clone(), d);
+                queued += 1;
+            }
+        }
+        Ok(queued)
+    }
+
     /// Replaces the gate policy (at start, and on reload).
     pub fn set_gates(&self, gates: Arc<GatePolicy>) {
         if let Ok(mut g) = self.gates.write() {

@@ -68,7 +68,14 @@ pub(crate) enum UserCommand {
 pub(crate) fn run(_session: &Session, command: RegistryServerCommand) -> anyhow::Result<i32> {
     match command {
         RegistryServerCommand::Serve(args) => {
-            daemon::run(&args.config, Extensions::default(), |addr| {
+            let cfg = Config::load(&args.config)?;
+            let ext = Extensions::from_config(&cfg).with_context(|| {
+                format!(
+                    "fix [gates] in {} (see docs/registry.md)",
+                    args.config.display()
+                )
+            })?;
+            daemon::run(&args.config, ext, |addr| {
                 eprintln!("palisade registry listening on {addr}");
             })
             .with_context(|| format!("registry configured by {}", args.config.display()))?;
