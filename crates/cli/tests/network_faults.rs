@@ -24,11 +24,22 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The tests here probe for free subnets and then use them: one at a time, or two could
+/// find the same one.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn overlapping_subnets_are_refused_and_leave_nothing() {
     if !privileged() {
         return;
     }
+    let _serial = serial();
     let p = Palisade::new();
     let (first, second) = (unique("ovl1"), unique("ovl2"));
     let net = p.network(&first, None, &[]);
@@ -64,6 +75,7 @@ fn an_exhausted_pool_is_refused_and_leaves_nothing() {
     if !privileged() {
         return;
     }
+    let _serial = serial();
     let p = Palisade::new();
     let name = unique("full");
     // A /30 (network, gateway, one container, broadcast) in a /24 the engine found free.
@@ -103,6 +115,7 @@ fn a_crash_between_veth_and_start_leaves_nothing_after_the_next_run() {
     if !privileged() {
         return;
     }
+    let _serial = serial();
     let p = Palisade::new();
     let name = unique("crash");
     let net = p.network(&name, None, &[]);
@@ -133,7 +146,20 @@ fn a_crash_between_veth_and_start_leaves_nothing_after_the_next_run() {
 
     // The engine "crashes" while removing the container: its directory is gone, its lease
     // and its port's rules are not. A stray palisade veth sits on the bridge as well.
-    std::fs::remove_dir_all(p.root().join("containers").join(&id)).unwrap();
+    // (Once the detached monitor has finished its own cleanup: the overlay unmounted.)
+    let dir = p.root().join("containers").join(&id);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .contains(&dir.display().to_string())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the overlay stayed mounted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
     let stray = format!("pv{:012x}", std::process::id());
     let peer = format!("px{:012x}", std::process::id());
     assert!(Command::new("ip")
