@@ -2,12 +2,13 @@
 # Palisade's demo: sets everything up on this machine and walks the path a container takes.
 # 1. palisade-runtime: a busybox bundle under the hardened default config, the in-container
 #    escape battery (THREATS.md rows 3-7, 9) and the runc-style lifecycle.
-# 2. palisade: import a busybox image, push it to palisade's own registry on 127.0.0.1, pull
-#    it into a fresh store (every blob verified by digest), check the store, run it with the
-#    secure defaults and run the battery again, now from an image.
-#    Before the pull, the image is signed (cosign-compatible) and a trust policy requires
-#    that signature: an unsigned copy is refused; run re-checks the policy offline.
-# Scanning joins this path as its issue lands.
+# 2. palisade: import a busybox image; start palisade's own registry on 127.0.0.1 (argon2
+#    users, per-repository rules, a signature gate); push; sign (cosign-compatible) and verify;
+#    a reader is refused the unsigned copy by the registry and the engine refuses it too; pull
+#    into a fresh store (signature first, then every blob against its digest); import the OSV
+#    advisories and scan under a vulnerability policy; run with the secure defaults (the
+#    battery again, from the image); a bridge network with anti-spoofing rules; `palisade
+#    check` for the defaults and for --privileged; the audit log verified.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/setup.sh
@@ -78,9 +79,19 @@ printf 'root:x:0:\n' > "$rootfs/etc/group"
 pal store image import "$rootfs" demo/busybox:1 --cmd '["sh"]'
 pal store images
 
-step "registry: palisade registry serve on 127.0.0.1 (users with argon2 passwords, per-repository rules)"
+step "keys and trust policy: a cosign-compatible key pair, and a policy that requires its signature"
 # A free port on 127.0.0.1, so the demo never collides with a registry already running.
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export COSIGN_PASSWORD=demo
+"$bin/palisade" key generate --force --output-key-prefix "$demo/demo"
+mkdir -p "$demo/policy/keys"
+cp "$demo/demo.pub" "$demo/policy/keys/demo.pub"
+cat > "$demo/policy/policy.json" <<JSON
+{"scopes": {"127.0.0.1:$port/demo/busybox": {"keys": ["demo.pub"]}, "*": "reject"}}
+JSON
+cat "$demo/policy/policy.json"
+
+step "registry: palisade registry serve on 127.0.0.1 (argon2 users, per-repository rules, a signature gate)"
 cat > "$demo/registry.toml" <<TOML
 listen = "127.0.0.1:$port"
 audit_log = "$demo/registry-audit.log"
@@ -90,8 +101,17 @@ root = "$demo/registry"
 users_file = "$demo/registry-users.json"
 [auth.roles.demo]
 rules = [{ repositories = ["demo/**"], actions = ["pull", "push", "delete"] }]
+[auth.roles.reader]
+rules = [{ repositories = ["demo/**"], actions = ["pull"] }]
+[gates.signature]
+policy = "$demo/policy/policy.json"
+registry_name = "127.0.0.1:$port"
+[[policies]]
+repositories = ["demo/**"]
+gates = ["signature"]
 TOML
 echo "demo-password" | "$bin/palisade" registry user add --config "$demo/registry.toml" --role demo demo
+echo "reader-password" | "$bin/palisade" registry user add --config "$demo/registry.toml" --role reader reader
 "$bin/palisade" registry serve --config "$demo/registry.toml" > "$demo/registry.log" 2>&1 &
 registry_pid=$!
 trap 'kill $registry_pid 2>/dev/null || true' EXIT
@@ -101,21 +121,20 @@ echo "demo-password" | pal store login -u demo --password-stdin --insecure-regis
 pal store push --insecure-registry "127.0.0.1:$port" demo/busybox:1 "127.0.0.1:$port/demo/busybox:1"
 pal store push --insecure-registry "127.0.0.1:$port" demo/busybox:1 "127.0.0.1:$port/demo/unsigned:1"
 
-step "sign: a cosign-compatible key, a signature on the registry, a trust policy that requires it"
-export COSIGN_PASSWORD=demo
-"$bin/palisade" key generate --force --output-key-prefix "$demo/demo"
+step "sign: the publisher signs what it pushed; the registry's gate now serves it to readers"
 "$bin/palisade" sign --insecure-registry "127.0.0.1:$port" --key "$demo/demo.key" -a demo=yes "127.0.0.1:$port/demo/busybox:1"
 "$bin/palisade" verify --insecure-registry "127.0.0.1:$port" --key "$demo/demo.pub" "127.0.0.1:$port/demo/busybox:1"
-mkdir -p "$demo/policy/keys"
-cp "$demo/demo.pub" "$demo/policy/keys/demo.pub"
-cat > "$demo/policy/policy.json" <<JSON
-{"scopes": {"127.0.0.1:$port/demo/busybox": {"keys": ["demo.pub"]}, "*": "reject"}}
-JSON
+manifest() { # a reader's GET of a manifest: the status, and the registry's answer when refused
+  curl -s -u reader:reader-password -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    -o "$demo/answer.json" -w '%{http_code}' "http://127.0.0.1:$port/v2/$1/manifests/1"
+}
+echo "reader pulls demo/busybox:1 (signed): HTTP $(manifest demo/busybox)"
+echo "reader pulls demo/unsigned:1: HTTP $(manifest demo/unsigned) $(jq -c '.errors[0] | {code, message}' "$demo/answer.json")"
 export PALISADE_POLICY="$demo/policy/policy.json"
 if pal pulled pull --insecure-registry "127.0.0.1:$port" "127.0.0.1:$port/demo/unsigned:1"; then
   echo "AN UNSIGNED IMAGE WAS PULLED"; exit 1
 fi
-echo "the unsigned image was refused"
+echo "the engine refused the unsigned image too (the publisher's credentials pass the registry's gate, not the engine's policy)"
 
 step "pull into a fresh store: the signature checked first, then every blob against its digest"
 pal pulled pull --insecure-registry "127.0.0.1:$port" "127.0.0.1:$port/demo/busybox:1"
