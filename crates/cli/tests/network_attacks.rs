@@ -290,6 +290,12 @@ fn the_same_attacks_succeed_on_a_plain_bridge() {
         return;
     }
     let s = setup("pln", false);
+    // The relaxation is on record.
+    let audit = std::fs::read_to_string(s.p.root().join("audit/engine.log")).unwrap_or_default();
+    assert!(
+        audit.contains("policy_relaxed") && audit.contains("--insecure-allow-spoofing"),
+        "{audit}"
+    );
     // Stealing first: a poisoned ARP cache would send the host's pings to the attacker's
     // own MAC, which is not what this attack measures.
     assert!(

@@ -110,6 +110,20 @@ pub(crate) fn run(session: &Session, command: NetworkCommand) -> anyhow::Result<
                 .map_err(|e| crate::UsageError(e.to_string()))?;
             if args.insecure_allow_spoofing {
                 eprintln!("palisade: warning: network {} has NO anti-spoofing: its containers can forge addresses, poison ARP caches and sniff each other", args.name);
+                // Recorded before the network exists: a relaxation the log cannot hold is refused.
+                crate::audit::record(
+                    session,
+                    palisade_audit::Event::PolicyRelaxed {
+                        actor: palisade_audit::Actor::current_process(),
+                        container_id: None,
+                        image: None,
+                        relaxation: "--insecure-allow-spoofing".into(),
+                        reason: Some(format!(
+                            "network {} created without anti-spoofing rules",
+                            args.name
+                        )),
+                    },
+                )?;
             }
             let network = networks.create(&CreateRequest {
                 name: name(&args.name)?,
