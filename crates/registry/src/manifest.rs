@@ -98,6 +98,27 @@ fn digest_of(d: &Descriptor) -> Result<Digest, ManifestError> {
 }
 
 impl Manifest {
+    /// This manifest (stored as `size` bytes under `digest`) as an entry of a referrers list,
+    /// or `None` when an `artifactType` filter leaves it out.
+    pub fn referrer_entry(
+        &self,
+        digest: &Digest,
+        size: usize,
+        artifact_type: Option<&str>,
+    ) -> Option<Descriptor> {
+        if artifact_type.is_some_and(|a| self.artifact_type.as_deref() != Some(a)) {
+            return None;
+        }
+        Some(Descriptor {
+            media_type: self.media_type.clone(),
+            digest: digest.to_string(),
+            size: size as i64,
+            urls: None,
+            artifact_type: self.artifact_type.clone(),
+            annotations: self.annotations.clone(),
+        })
+    }
+
     /// Parses `bytes` sent with `content_type` (the request's `Content-Type`, if any).
     pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Self, ManifestError> {
         let raw: Raw =

@@ -11,7 +11,6 @@ use super::route::query_get;
 use super::Registry;
 use crate::auth::Principal;
 use crate::error::{internal, ApiError, ErrorCode};
-use crate::manifest::Descriptor;
 use crate::name::RepositoryName;
 use crate::storage::Storage;
 
@@ -144,17 +143,7 @@ impl<S: Storage> Registry<S> {
             let Some(m) = self.load_manifest(&d).await? else {
                 continue;
             };
-            if filter.is_some_and(|f| m.parsed.artifact_type.as_deref() != Some(f)) {
-                continue;
-            }
-            manifests.push(Descriptor {
-                media_type: m.parsed.media_type.clone(),
-                digest: d.to_string(),
-                size: m.bytes.len() as i64,
-                urls: None,
-                artifact_type: m.parsed.artifact_type.clone(),
-                annotations: m.parsed.annotations.clone(),
-            });
+            manifests.extend(m.parsed.referrer_entry(&d, m.bytes.len(), filter));
         }
         let mut reply = Reply::new(StatusCode::OK).header(CONTENT_TYPE, mt::OCI_INDEX);
         if filter.is_some() {

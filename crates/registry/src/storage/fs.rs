@@ -599,17 +599,7 @@ impl crate::gate::RegistryView for FsView {
             let Ok(m) = crate::manifest::Manifest::parse(&bytes, None) else {
                 continue;
             };
-            if artifact_type.is_some_and(|a| m.artifact_type.as_deref() != Some(a)) {
-                continue;
-            }
-            out.push(crate::manifest::Descriptor {
-                media_type: m.media_type,
-                digest: d.to_string(),
-                size: bytes.len() as i64,
-                urls: None,
-                artifact_type: m.artifact_type,
-                annotations: m.annotations,
-            });
+            out.extend(m.referrer_entry(&d, bytes.len(), artifact_type));
         }
         out.sort_by(|a, b| a.digest.cmp(&b.digest));
         out
