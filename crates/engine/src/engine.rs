@@ -767,7 +767,7 @@ impl Engine {
             };
             // Listening before the runtime connects; stopped (and flushed) when this returns.
             let _agent = monitor::start_seccomp_agent(self, &dir, id)?;
-            let raw = crate::console::RawTerminal::enter();
+            let raw = palisade_runtime::console_socket::RawTerminal::enter();
             let pump = monitor::pump(out_read, crate::logs::Stream::Stdout, log, true)
                 .map_err(spawn_error)?;
             let mut command = runtime.command(Some(&runtime_log));

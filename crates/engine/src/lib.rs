@@ -35,7 +35,6 @@
 
 pub mod audit;
 pub mod check;
-pub mod console;
 pub mod engine;
 pub mod exit;
 pub mod id;

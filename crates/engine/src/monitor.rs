@@ -293,8 +293,10 @@ fn supervise(
     // the pipes then carry only what the runtime itself prints.
     let mut console = match record.tty {
         true => Some(
-            crate::console::ConsoleSocket::new(id.as_str()).map_err(|e| EngineError::Monitor {
-                message: format!("failed to create the console socket: {e}"),
+            palisade_runtime::console_socket::ConsoleSocket::new(id.as_str()).map_err(|e| {
+                EngineError::Monitor {
+                    message: format!("failed to create the console socket: {e}"),
+                }
             })?,
         ),
         false => None,
@@ -338,7 +340,8 @@ fn supervise(
     // The pty master: its output is the container's output (the monitor holds it open, so a
     // shell started with -dit waits for input instead of seeing end-of-file).
     if let Some(console) = console.take() {
-        let master = match console.receive() {
+        // `create` succeeded, so the runtime has already connected and sent it.
+        let master = match console.receive(Duration::from_secs(5)) {
             Ok(master) => master,
             Err(e) => {
                 let _ = kill(Pid::from_raw(init.pid), Signal::SIGKILL);

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod console_socket;
 pub mod container;
 pub mod error;
 pub mod features;

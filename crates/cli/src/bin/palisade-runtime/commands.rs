@@ -10,9 +10,14 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxResources, Process};
 use palisade_runtime::audit::Auditor;
+use palisade_runtime::console_socket::ConsoleSocket;
 use palisade_runtime::{Container, CreateOptions, ExecOptions, PsOutput, StateRoot, Status};
 
 use crate::cli::{Cli, Command, CreateArgs, ExecArgs, ListFormat, UpdateArgs};
+
+/// How long `run` and `exec` in the foreground wait for the container's process to send its
+/// terminal (it has by the time `create` returns; an exec'd process is just starting).
+const CONSOLE_WAIT: Duration = Duration::from_secs(30);
 
 pub(crate) fn dispatch(cli: Cli) -> Result<i32> {
     if cli.global.systemd_cgroup {
@@ -195,7 +200,7 @@ fn run(
         if detach {
             bail!("the process wants a terminal: pass --console-socket to run it detached, or run it in the foreground");
         }
-        let console = crate::tty::LocalConsole::new()?;
+        let console = ConsoleSocket::new("run").context("bind the console socket")?;
         options.console_socket = Some(console.path());
         Some(console)
     } else {
@@ -205,13 +210,13 @@ fn run(
     audit.created(container.persisted());
     let master = match console
         .as_ref()
-        .map(crate::tty::LocalConsole::receive)
+        .map(|c| c.receive(CONSOLE_WAIT))
         .transpose()
     {
         Ok(master) => master,
         Err(e) => {
             let _ = container.delete(true);
-            return Err(e);
+            return Err(anyhow::Error::new(e).context("receive the pty master"));
         }
     };
     if let Err(e) = container.start() {
@@ -347,7 +352,7 @@ fn exec(root: &StateRoot, args: &ExecArgs, audit: &mut Auditor) -> Result<i32> {
         if args.detach {
             bail!("--tty with --detach needs --console-socket");
         }
-        Some(crate::tty::LocalConsole::new()?)
+        Some(ConsoleSocket::new("exec").context("bind the console socket")?)
     } else {
         None
     };
@@ -357,7 +362,7 @@ fn exec(root: &StateRoot, args: &ExecArgs, audit: &mut Auditor) -> Result<i32> {
         pid_file: args.pid_file.clone(),
         console_socket: console
             .as_ref()
-            .map(crate::tty::LocalConsole::path)
+            .map(ConsoleSocket::path)
             .or_else(|| args.console_socket.clone()),
         preserve_fds: args.preserve_fds,
     })?;
@@ -366,7 +371,12 @@ fn exec(root: &StateRoot, args: &ExecArgs, audit: &mut Auditor) -> Result<i32> {
         return Ok(0);
     }
     match console {
-        Some(console) => crate::tty::proxy(console.receive()?, Pid::from_raw(outcome.pid)),
+        Some(console) => crate::tty::proxy(
+            console
+                .receive(CONSOLE_WAIT)
+                .context("receive the pty master")?,
+            Pid::from_raw(outcome.pid),
+        ),
         None => wait_forwarding(Pid::from_raw(outcome.pid)),
     }
 }

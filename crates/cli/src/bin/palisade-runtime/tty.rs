@@ -5,95 +5,13 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::termios;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
-
-/// A console socket we listen on ourselves.
-pub(crate) struct LocalConsole {
-    dir: PathBuf,
-    listener: UnixListener,
-}
-
-impl LocalConsole {
-    pub(crate) fn new() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("palisade-console-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        let listener =
-            UnixListener::bind(dir.join("console.sock")).context("bind console socket")?;
-        Ok(Self { dir, listener })
-    }
-
-    pub(crate) fn path(&self) -> PathBuf {
-        self.dir.join("console.sock")
-    }
-
-    /// Receives the pty master the container's process sent.
-    pub(crate) fn receive(&self) -> Result<OwnedFd> {
-        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-        let (stream, _) = self.listener.accept().context("accept on console socket")?;
-        let mut buf = [0u8; 4096];
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        rustix::net::recvmsg(
-            &stream,
-            &mut [std::io::IoSliceMut::new(&mut buf)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        )
-        .context("receive the pty master")?;
-        for message in control.drain() {
-            if let RecvAncillaryMessage::ScmRights(mut fds) = message {
-                if let Some(fd) = fds.next() {
-                    return Ok(fd);
-                }
-            }
-        }
-        anyhow::bail!("the container sent no terminal")
-    }
-}
-
-impl Drop for LocalConsole {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Restores the terminal mode on drop.
-struct RawMode {
-    original: Option<termios::Termios>,
-}
-
-impl RawMode {
-    fn enter() -> Self {
-        let stdin = std::io::stdin();
-        let Ok(original) = termios::tcgetattr(stdin.as_fd()) else {
-            return Self { original: None };
-        };
-        let mut raw = original.clone();
-        termios::cfmakeraw(&mut raw);
-        let _ = termios::tcsetattr(stdin.as_fd(), termios::SetArg::TCSANOW, &raw);
-        Self {
-            original: Some(original),
-        }
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        if let Some(original) = &self.original {
-            let _ =
-                termios::tcsetattr(std::io::stdin().as_fd(), termios::SetArg::TCSANOW, original);
-        }
-    }
-}
 
 fn copy_window_size(to: &OwnedFd) {
     if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdin()) {
@@ -117,7 +35,7 @@ pub(crate) fn proxy(master: OwnedFd, pid: Pid) -> Result<i32> {
     signals.thread_block().context("block signals")?;
     let sfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .context("signalfd")?;
-    let _raw = RawMode::enter();
+    let _raw = palisade_runtime::console_socket::RawTerminal::enter();
     copy_window_size(&master);
     let mut master_file = std::fs::File::from(master.try_clone().context("dup pty master")?);
     let mut stdin_open = true;

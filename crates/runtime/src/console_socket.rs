@@ -1,16 +1,19 @@
-//! The console socket of a container with a terminal (`-t`) under a monitor: the runtime
-//! creates the container's pty and sends its master here (`--console-socket`, as runc does
-//! for conmon), and the monitor copies what the container writes into its log.
+//! The receiving end of `--console-socket`: whoever wants a container's terminal (the
+//! engine's monitor for `palisade run -t`, or `palisade-runtime run`/`exec` in the foreground
+//! without a socket of its own) listens here, and the container's process sends its pty
+//! master (as runc does for conmon). [`RawTerminal`] puts our own terminal in raw mode while
+//! its bytes are copied.
 //!
 //! The socket lives in a fresh private directory under the temporary directory (a unix
 //! socket path must fit in 108 bytes, which container directories under a store may not);
 //! the directory goes when the console does.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 
@@ -44,12 +47,26 @@ impl ConsoleSocket {
         self.dir.join("console.sock")
     }
 
-    /// Receives the pty master the runtime sent (it connects and sends during `create`, so
-    /// call this once `create` has returned successfully).
-    pub fn receive(&self) -> io::Result<OwnedFd> {
-        self.listener.set_nonblocking(true)?;
+    /// Receives the pty master the container's process sent, waiting up to `timeout` for it
+    /// to connect (after a successful `create` it already has).
+    pub fn receive(&self, timeout: Duration) -> io::Result<OwnedFd> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let ready = loop {
+            let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(millis)) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(n) => break n > 0,
+            }
+        };
+        if !ready {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the container's process did not connect to the console socket",
+            ));
+        }
         let (stream, _) = self.listener.accept()?;
-        stream.set_nonblocking(false)?;
         let mut buf = [0u8; 4096];
         let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -85,8 +102,9 @@ impl Drop for ConsoleSocket {
 }
 
 /// Our standard input's terminal in raw mode until dropped (nothing when it is not a
-/// terminal). `run -t` holds it while the container's output is still being copied, so the
-/// last output, copied after the runtime restored the mode it found, is not translated again.
+/// terminal), so keys and output pass through the container's pty untranslated. The engine's
+/// `run -t` holds it until the last output is copied, after the runtime restored the mode it
+/// found, so that output is not translated again either.
 #[derive(Debug)]
 pub struct RawTerminal {
     original: Option<nix::sys::termios::Termios>,
@@ -125,7 +143,6 @@ impl Drop for RawTerminal {
 mod tests {
     use super::*;
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-    use std::os::fd::AsFd;
 
     #[test]
     fn a_sent_descriptor_is_received_and_the_directory_removed() {
@@ -143,7 +160,7 @@ mod tests {
             SendFlags::empty(),
         )
         .unwrap();
-        let received = console.receive().unwrap();
+        let received = console.receive(Duration::from_secs(5)).unwrap();
         let meta = std::fs::metadata(format!("/proc/self/fd/{}", {
             use std::os::fd::AsRawFd;
             received.as_raw_fd()
@@ -160,6 +177,6 @@ mod tests {
     #[test]
     fn nothing_sent_is_an_error_not_a_hang() {
         let console = ConsoleSocket::new("empty").unwrap();
-        assert!(console.receive().is_err());
+        assert!(console.receive(Duration::from_millis(100)).is_err());
     }
 }
