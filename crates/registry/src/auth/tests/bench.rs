@@ -1,6 +1,7 @@
-//! A micro benchmark (no criterion): `cargo test --release -p palisade-registry -- --ignored
-//! --nocapture auth_micro_benchmark` prints ns/op for the per-request paths. Timing lives here,
-//! never in assertions.
+//! A micro benchmark (no criterion): `PALISADE_AUTH_BENCH=1 cargo test --release -p
+//! palisade-registry -- --nocapture auth_micro_benchmark` prints ns/op for the per-request
+//! paths. Without `PALISADE_AUTH_BENCH` (as in CI) each path runs a few times, so the test
+//! still proves every measured path succeeds. Timing lives here, never in assertions.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -24,6 +25,12 @@ fn thread_cpu_ns() -> Option<u128> {
 }
 
 fn measure(name: &str, iterations: u32, mut f: impl FnMut(u32)) {
+    // The full count only when benchmarking; a smoke run otherwise.
+    let iterations = if std::env::var_os("PALISADE_AUTH_BENCH").is_some() {
+        iterations
+    } else {
+        iterations.div_ceil(1000)
+    };
     // Warm up.
     for i in 0..iterations.min(100) {
         f(i);
@@ -42,14 +49,15 @@ fn measure(name: &str, iterations: u32, mut f: impl FnMut(u32)) {
 }
 
 #[test]
-#[ignore = "benchmark: run with --release --ignored --nocapture"]
 fn auth_micro_benchmark() {
     let f = Fixture::new(true);
     let ctx = &f.ctx;
     let header = basic("alice", "alice-password");
     assert!(ctx.authenticate(Some(&header), client()).is_ok());
     measure("basic auth, cached credentials", 200_000, |_| {
-        black_box(ctx.authenticate(black_box(Some(&header)), client()).is_ok());
+        assert!(black_box(
+            ctx.authenticate(black_box(Some(&header)), client()).is_ok()
+        ));
     });
 
     let grant = get_token(
@@ -61,7 +69,9 @@ fn auth_micro_benchmark() {
     .unwrap_or_else(|e| panic!("{e}"));
     let bearer = format!("Bearer {}", grant.response.token);
     measure("bearer auth, verified-token cache hit", 200_000, |_| {
-        black_box(ctx.authenticate(black_box(Some(&bearer)), client()).is_ok());
+        assert!(black_box(
+            ctx.authenticate(black_box(Some(&bearer)), client()).is_ok()
+        ));
     });
 
     let principal = ctx
@@ -105,7 +115,7 @@ fn auth_micro_benchmark() {
             2_000,
             |_| {
                 if let Some(token) = next.next() {
-                    black_box(verifier.verify(token, now).is_ok());
+                    assert!(black_box(verifier.verify(token, now).is_ok()));
                 }
             },
         );
@@ -134,7 +144,9 @@ fn auth_micro_benchmark() {
         "basic auth, uncached (argon2id m=19MiB t=2 p=1)",
         20,
         |_| {
-            black_box(uncached.authenticate(Some(&header), client()).is_ok());
+            assert!(black_box(
+                uncached.authenticate(Some(&header), client()).is_ok()
+            ));
         },
     );
 }

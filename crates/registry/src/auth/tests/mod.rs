@@ -1,5 +1,5 @@
 //! Cross-module tests: the authorization matrix, token and login flows, forgery attempts,
-//! configuration validation, and an ignored micro benchmark.
+//! configuration validation, and a micro benchmark (a smoke run unless PALISADE_AUTH_BENCH is set).
 
 mod bench;
 mod config;
