@@ -186,6 +186,9 @@ pub struct EngineConfig {
     pub loopback_hook: Vec<String>,
 }
 
+/// A container record as read from disk, or why it could not be.
+type LoadedRecord = Result<ContainerRecord, RecordError>;
+
 /// What [`Engine::check`] found.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct EngineCheck {
@@ -637,13 +640,8 @@ impl Engine {
         }
         // A record that cannot be read may name layers in use: then nothing is pruned.
         let mut used = std::collections::HashSet::new();
-        for id in self.records.ids()? {
-            let record = match self.records.load(&id) {
-                Ok(record) => record,
-                // Removed meanwhile.
-                Err(_) if !self.paths.container(&id).exists() => continue,
-                Err(e) => return Err(e.into()),
-            };
+        for (_, record) in self.every_record()? {
+            let record = record?;
             used.extend(
                 record
                     .layers
@@ -657,15 +655,28 @@ impl Engine {
         })?)
     }
 
+    /// Every container record with its id, or why it cannot be read; containers removed
+    /// while this runs are left out.
+    fn every_record(&self) -> Result<Vec<(ContainerId, LoadedRecord)>, EngineError> {
+        Ok(self
+            .records
+            .ids()?
+            .into_iter()
+            .filter_map(|id| match self.records.load(&id) {
+                Err(_) if !self.paths.container(&id).exists() => None,
+                loaded => Some((id, loaded)),
+            })
+            .collect())
+    }
+
     /// Checks the containers and the unpacked layers: unreadable records, layers a container
     /// needs that are gone, interrupted unpacks (removed with `repair`).
     pub fn check(&self, repair: bool) -> Result<EngineCheck, EngineError> {
         let mut report = EngineCheck::default();
-        for id in self.records.ids()? {
+        for (id, record) in self.every_record()? {
             report.containers_checked += 1;
-            let record = match self.records.load(&id) {
+            let record = match record {
                 Ok(record) => record,
-                Err(_) if !self.paths.container(&id).exists() => continue,
                 Err(e) => {
                     report.problems.push(format!(
                         "container {id}: its record cannot be read ({e}); remove it with `palisade rm -f {id}`"
